@@ -1,0 +1,137 @@
+"""Command line: ``python -m mernlib {stats,evaluate,run,reproduce,strip}``.
+
+``stats`` and ``evaluate`` are the kit's equivalent of the BioCreative evaluation kit; both print one
+JSON object and exit with status 2 and a one-line message naming the file and line on malformed input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import DataFormatError, DataNotFoundError
+
+
+def corpus_statistics(name_or_path: str, split: str | None = None, data_dir: str | None = None) -> dict:
+    """Documents, mentions (per type), unique concepts and mentions lost by tokenization, as a dict.
+
+    ``name_or_path`` is a corpus name (``sample``, ``ncbi-disease``, ``bc5cdr``) or a PubTator file.
+    """
+    from .corpus import corpus_stats
+    from .data import corpus_files
+    from .pubtator import read_pubtator_with_notes
+    from .tokenize import lost_mentions, tokenize_document
+
+    if Path(name_or_path).is_file():
+        files = {"file": Path(name_or_path)}
+    else:
+        files = corpus_files(name_or_path, data_dir)
+        if split:
+            if split not in files:
+                raise SystemExit(f"mernlib stats: unknown split {split!r}; choose one of {sorted(files)}")
+            files = {split: files[split]}
+    documents, notes = [], []
+    for path in files.values():
+        docs, file_notes = read_pubtator_with_notes(path)
+        documents.extend(docs)
+        notes.extend(file_notes)
+    stats = corpus_stats(documents)
+    stats["lost_mentions"] = sum(len(lost_mentions(doc, tokenize_document(doc))) for doc in documents)
+    stats["files"] = [str(p) for p in files.values()]
+    stats["notes"] = notes
+    return stats
+
+
+def evaluate_files(gold: str, pred: str, types: list[str] | None = None) -> dict:
+    from .metrics import evaluate_documents
+    from .pubtator import read_pubtator
+
+    return evaluate_documents(read_pubtator(gold), read_pubtator(pred), types=types)
+
+
+def _run(args) -> int:
+    from .runner import NOTEBOOKS_DIR, discover_notebooks, run_all
+
+    notebooks = [Path(p) for p in args.notebooks] if args.notebooks else discover_notebooks(NOTEBOOKS_DIR)
+    if not notebooks:
+        print(f"no notebooks found in {NOTEBOOKS_DIR}", file=sys.stderr)
+        return 2
+    parameters = {"scale": args.scale, "corpus": args.corpus, "data_dir": args.data_dir or "", "seed": args.seed}
+    run_dir, results = run_all(notebooks, Path(args.runs_dir), parameters, timeout=args.timeout)
+    print(f"report: {run_dir / 'report.md'} (also {Path(args.runs_dir) / 'latest'})")
+    failed = [r for r in results if r.status != "ok"]
+    for r in failed:
+        print(f"FAILED {r.error}  (executed notebook: {run_dir / r.notebook})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mernlib", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("stats", help="corpus statistics as JSON")
+    p.add_argument("corpus", help="sample, ncbi-disease, bc5cdr, or a PubTator file")
+    p.add_argument("--split", choices=["train", "dev", "test"], help="one split (default: all together)")
+    p.add_argument("--data-dir", help="folder holding the corpora (default: $MERNLIB_DATA)")
+
+    p = sub.add_parser("evaluate", help="score predictions against gold (PubTator files) as JSON")
+    p.add_argument("--gold", required=True)
+    p.add_argument("--pred", required=True)
+    p.add_argument("--types", nargs="*", help="restrict to these mention types (e.g. Disease)")
+
+    p = sub.add_parser("run", help="execute the notebooks with papermill and write runs/<timestamp>/")
+    p.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb in order")
+    p.add_argument("--scale", default="quick", choices=["quick", "full"])
+    p.add_argument("--corpus", default="sample")
+    p.add_argument("--data-dir", default="")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--timeout", type=int, default=None, help="seconds per cell")
+
+    p = sub.add_parser("reproduce", help="full-scale runs on the real corpora, written to results/")
+    p.add_argument("experiment", help="an experiment name, or 'all'")
+    p.add_argument("--corpus", action="append", help="restrict to a corpus (repeatable)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--results-dir", default="results")
+
+    p = sub.add_parser("strip", help="remove outputs from notebooks before committing")
+    p.add_argument("notebooks", nargs="+")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "stats":
+            print(json.dumps(corpus_statistics(args.corpus, args.split, args.data_dir), indent=2))
+        elif args.command == "evaluate":
+            print(json.dumps(evaluate_files(args.gold, args.pred, args.types), indent=2))
+        elif args.command == "run":
+            return _run(args)
+        elif args.command == "reproduce":
+            from .reproduce import reproduce
+
+            started = time.time()
+            written = reproduce(args.experiment, corpora=args.corpus, data_dir=args.data_dir, seed=args.seed,
+                                results_dir=Path(args.results_dir))
+            for path in written:
+                print(f"wrote {path}")
+            print(f"done in {time.time() - started:.0f} s")
+        elif args.command == "strip":
+            from .runner import strip_outputs
+
+            for nb in args.notebooks:
+                if strip_outputs(Path(nb)):
+                    print(f"stripped {nb}")
+    except (DataFormatError, DataNotFoundError, FileNotFoundError, ValueError) as error:
+        print(f"mernlib {args.command}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""Evaluation protocols for medical entity recognition (MER) and normalization (MEN).
+
+Every number the kit reports names the protocol that produced it. The protocols are:
+
+``ner-mention-strict``
+    Mention-level NER. A mention is the key ``(document, start, end, type)``; a prediction is a true
+    positive only when a gold mention has exactly the same span *and* type. Micro-averaged
+    precision, recall and F1 over all mentions of all documents (duplicate keys count once).
+    Gold mentions without a concept ID (NIL, ``-1``) are ordinary gold mentions here.
+
+``men-mention``
+    End-to-end normalization at mention level. A mention is the key
+    ``(document, start, end, ID set)`` where the ID set is the set of the mention's concept IDs
+    (a composite mention ``D014786|D006311`` has two). A prediction is correct when a gold mention has
+    the same span and the same ID set. The entity *type is ignored*: the concept IDs determine it.
+    Gold mentions with no ID (NIL) are *excluded from the gold set* and predicted mentions with no ID
+    are *excluded from the predicted set*, so NIL mentions neither count as misses nor as errors here
+    (they are scored by ``ner-mention-strict``). Micro-averaged over mentions.
+
+``men-document``
+    The BioCreative V CDR concept-level (DNER) evaluation. For each document, the set of
+    ``(type, concept ID)`` pairs annotated anywhere in it: a concept mentioned five times counts
+    once, a composite mention contributes each of its IDs, NIL contributes nothing. True positives,
+    false positives and false negatives are summed over documents (micro average).
+
+All three accept a ``types=`` filter (e.g. ``{"Disease"}``) that keeps only mentions of those types
+on both sides (each side by its own mention types), and report per-type scores. For ``men-mention``
+this means a predicted mention with the right span and IDs but the wrong type is a hit overall yet
+a miss of its gold type and an error of its predicted type in the per-type scores, so per-type counts
+need not add up to the overall ones. Precision, recall and F1 are 0 when undefined (no
+predictions, no gold, or both), never a ZeroDivisionError.
+
+**Matching documents.** Gold and predicted documents are paired by :func:`align_documents`: by
+position when both lists hold the same PMIDs in the same order (predictions written to PubTator and
+read back get their ``index`` from their file position, so their ``uid`` may differ from gold's),
+otherwise by :attr:`~mernlib.corpus.Document.uid`, falling back to the PMID when it names exactly one
+gold document. A predicted document that is not in gold raises ``ValueError`` naming its PMID; a gold
+document without prediction counts as predicted empty. Keys always use the *gold* document's uid.
+
+**Tag sequences.** :func:`ner_prf_from_tags` scores BIO (IOB2) or IOBES tag sequences with the
+``ner-mention-strict`` protocol after decoding them into spans (:func:`mernlib.tags.tags_to_spans`) in one of two
+ways, both implemented here:
+
+* ``strict=False`` (default), the conlleval convention: an ``I-X`` (or ``E-X``) that does not
+  continue an ``X`` entity starts a new one; a type change ends the entity. This is what
+  ``conlleval`` and seqeval's default mode compute, and what the papers report.
+* ``strict=True``, seqeval's ``mode='strict'``: an entity must start with ``B-X`` (or ``S-X`` in
+  IOBES) and continue with ``I-X`` (and, in IOBES, end with ``E-X``); ill-formed chunks are not
+  entities at all.
+
+**Analyses.** :func:`boundary_inconsistency` (Zhao et al., AAAI 2019, Table 5), :func:`oov_partition`
+(Ma & Hovy 2016; Zhao et al. Table 6) and :func:`prf_on_subset` (scores restricted to such a subset).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+from mernlib.corpus import Document, Mention, normalize_concept, split_concept
+from mernlib.tags import tags_to_spans
+
+NER_MENTION_STRICT = "ner-mention-strict"
+MEN_MENTION = "men-mention"
+MEN_DOCUMENT = "men-document"
+
+PROTOCOLS: dict[str, str] = {
+    NER_MENTION_STRICT: "mention-level NER: exact span and type, micro P/R/F1",
+    MEN_MENTION: "mention-level normalization: exact span and same concept-ID set (type ignored, "
+    "NIL excluded on both sides), micro P/R/F1",
+    MEN_DOCUMENT: "BioCreative V CDR concept level: per-document set of (type, concept ID), composite "
+    "mentions contribute each ID, NIL excluded, micro-averaged over documents",
+}
+"""Protocol name -> one-line definition (the module docstring has the full ones)."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Precision, recall, F1
+
+
+@dataclass(frozen=True)
+class PRF:
+    """Counts and scores of one evaluation. Scores are 0 when undefined."""
+
+    tp: int
+    fp: int
+    fn: int
+    precision: float
+    recall: float
+    f1: float
+
+    @classmethod
+    def from_counts(cls, tp: int, fp: int, fn: int) -> PRF:
+        """Precision ``tp/(tp+fp)``, recall ``tp/(tp+fn)``, F1 their harmonic mean (0 if undefined)."""
+        if min(tp, fp, fn) < 0:
+            raise ValueError(f"negative count in tp={tp}, fp={fp}, fn={fn}")
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return cls(tp, fp, fn, precision, recall, f1)
+
+    def __add__(self, other: PRF) -> PRF:
+        """Micro-average: counts add up, scores are recomputed."""
+        if not isinstance(other, PRF):
+            return NotImplemented
+        return PRF.from_counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
+
+    def as_dict(self) -> dict:
+        """``{"tp", "fp", "fn", "precision", "recall", "f1"}``, JSON-ready."""
+        return asdict(self)
+
+
+def prf_from_sets(gold: set, pred: set) -> PRF:
+    """Micro P/R/F1 of two sets of hashable keys: ``tp = |gold & pred|``."""
+    gold, pred = set(gold), set(pred)
+    tp = len(gold & pred)
+    return PRF.from_counts(tp, len(pred) - tp, len(gold) - tp)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tag sequences
+
+def ner_prf_from_tags(
+    gold_tag_seqs: Sequence[Sequence[str]],
+    pred_tag_seqs: Sequence[Sequence[str]],
+    scheme: str = "BIO",
+    strict: bool = False,
+) -> PRF:
+    """``ner-mention-strict`` over tag sequences: entity key ``(sequence index, start, end, type)``."""
+    if len(gold_tag_seqs) != len(pred_tag_seqs):
+        raise ValueError(f"{len(gold_tag_seqs)} gold sequences but {len(pred_tag_seqs)} predicted")
+    gold: set = set()
+    pred: set = set()
+    for k, (g, p) in enumerate(zip(gold_tag_seqs, pred_tag_seqs, strict=True)):
+        if len(g) != len(p):
+            raise ValueError(f"sequence {k}: {len(g)} gold tags but {len(p)} predicted")
+        gold.update((k, s, e, t) for s, e, t in tags_to_spans(g, scheme, strict=strict))
+        pred.update((k, s, e, t) for s, e, t in tags_to_spans(p, scheme, strict=strict))
+    return prf_from_sets(gold, pred)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Documents
+
+
+def align_documents(
+    gold: Sequence[Document], pred: Sequence[Document]
+) -> list[tuple[Document, Document | None]]:
+    """Pair every gold document with its prediction: ``[(gold_doc, pred_doc or None), ...]`` in gold order.
+
+    * Same PMIDs in the same order -> paired by position.
+    * Otherwise each predicted document is matched by ``uid`` (``pmid#index``); failing that, by PMID
+      when exactly one gold document has it.
+    * A predicted document whose PMID is not in gold, whose PMID is ambiguous (several gold
+      documents share it and the uid matches none), or that matches a gold document already taken
+      raises ``ValueError`` naming the PMID.
+    * A gold document without prediction is paired with ``None`` (scored as predicted empty).
+    """
+    gold, pred = list(gold), list(pred)
+    if [d.pmid for d in gold] == [d.pmid for d in pred]:
+        return list(zip(gold, pred, strict=True))
+    by_uid = {d.uid: i for i, d in enumerate(gold)}
+    by_pmid: dict[str, list[int]] = {}
+    for i, d in enumerate(gold):
+        by_pmid.setdefault(d.pmid, []).append(i)
+    matched: list[Document | None] = [None] * len(gold)
+    for d in pred:
+        if d.uid in by_uid:
+            i = by_uid[d.uid]
+        elif len(by_pmid.get(d.pmid, ())) == 1:
+            i = by_pmid[d.pmid][0]
+        elif d.pmid in by_pmid:
+            raise ValueError(
+                f"predicted document PMID {d.pmid} (uid {d.uid}) is ambiguous: gold has it "
+                f"{len(by_pmid[d.pmid])} times and none with this uid"
+            )
+        else:
+            raise ValueError(f"predicted document PMID {d.pmid} is not in the gold standard")
+        if matched[i] is not None:
+            raise ValueError(f"two predicted documents match gold document PMID {d.pmid} (uid {gold[i].uid})")
+        matched[i] = d
+    return list(zip(gold, matched, strict=True))
+
+
+def _type_filter(types) -> frozenset[str] | None:
+    if types is None:
+        return None
+    if isinstance(types, str):
+        return frozenset([types])
+    return frozenset(types)
+
+
+def _ids(mention: Mention) -> tuple[str, ...]:
+    """Sorted distinct concept IDs (normalized again, so unnormalized predictions still compare)."""
+    return tuple(sorted(set(split_concept(normalize_concept(mention.concept)))))
+
+
+def _doc_keys(uid: str, doc: Document | None, protocol: str, keep: frozenset[str] | None) -> set:
+    keys: set = set()
+    if doc is None:
+        return keys
+    for m in doc.mentions:
+        if keep is not None and m.type not in keep:
+            continue
+        if protocol == NER_MENTION_STRICT:
+            keys.add((uid, m.start, m.end, m.type))
+        elif protocol == MEN_MENTION:
+            ids = _ids(m)
+            if ids:
+                keys.add((uid, m.start, m.end, ids))
+        elif protocol == MEN_DOCUMENT:
+            keys.update((uid, m.type, cid) for cid in _ids(m))
+        else:
+            raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    return keys
+
+
+def protocol_keys(
+    gold_docs: Sequence[Document], pred_docs: Sequence[Document], protocol: str, types=None
+) -> tuple[set, set]:
+    """The gold and predicted key sets a protocol compares (after :func:`align_documents`).
+
+    Keys: ``ner-mention-strict`` ``(uid, start, end, type)``; ``men-mention``
+    ``(uid, start, end, sorted ID tuple)``; ``men-document`` ``(uid, type, concept ID)``; ``uid`` is
+    always the gold document's.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    keep = _type_filter(types)
+    gold: set = set()
+    pred: set = set()
+    for g, p in align_documents(gold_docs, pred_docs):
+        gold |= _doc_keys(g.uid, g, protocol, keep)
+        pred |= _doc_keys(g.uid, p, protocol, keep)
+    return gold, pred
+
+
+def ner_prf(gold_docs: Sequence[Document], pred_docs: Sequence[Document], types=None) -> PRF:
+    """``ner-mention-strict``: key ``(doc uid, start, end, type)``."""
+    return prf_from_sets(*protocol_keys(gold_docs, pred_docs, NER_MENTION_STRICT, types))
+
+
+def men_mention_prf(gold_docs: Sequence[Document], pred_docs: Sequence[Document], types=None) -> PRF:
+    """``men-mention``: key ``(doc uid, start, end, ID set)``, NIL excluded on both sides."""
+    return prf_from_sets(*protocol_keys(gold_docs, pred_docs, MEN_MENTION, types))
+
+
+def men_document_prf(gold_docs: Sequence[Document], pred_docs: Sequence[Document], types=None) -> PRF:
+    """``men-document`` (BioCreative V CDR): key ``(doc uid, type, concept ID)``, summed over documents."""
+    return prf_from_sets(*protocol_keys(gold_docs, pred_docs, MEN_DOCUMENT, types))
+
+
+def evaluate_documents(gold_docs: Sequence[Document], pred_docs: Sequence[Document], types=None) -> dict:
+    """All three protocols, overall and per type, as a JSON-ready dict::
+
+        {"documents": <gold documents>, "types": <filter or None>,
+         "protocols": {"ner-mention-strict": {"tp", "fp", "fn", "precision", "recall", "f1",
+                                              "per_type": {type: {...}}},
+                       "men-mention": {...}, "men-document": {...}}}
+
+    Per-type scores cover every type (within ``types``) seen in gold or prediction.
+    """
+    keep = _type_filter(types)
+    pairs = align_documents(gold_docs, pred_docs)
+    seen = {m.type for g, p in pairs for d in (g, p) if d is not None for m in d.mentions}
+    if keep is not None:
+        seen &= keep
+    protocols = {}
+    for protocol in PROTOCOLS:
+        gold: set = set()
+        pred: set = set()
+        per_type_sets: dict[str, tuple[set, set]] = {t: (set(), set()) for t in sorted(seen)}
+        for g, p in pairs:
+            gold |= _doc_keys(g.uid, g, protocol, keep)
+            pred |= _doc_keys(g.uid, p, protocol, keep)
+            for t, (tg, tp) in per_type_sets.items():
+                tg |= _doc_keys(g.uid, g, protocol, frozenset([t]))
+                tp |= _doc_keys(g.uid, p, protocol, frozenset([t]))
+        entry = prf_from_sets(gold, pred).as_dict()
+        entry["per_type"] = {t: prf_from_sets(tg, tp).as_dict() for t, (tg, tp) in per_type_sets.items()}
+        protocols[protocol] = entry
+    return {
+        "documents": len(pairs),
+        "types": sorted(keep) if keep is not None else None,
+        "protocols": protocols,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Analyses
+
+
+def mention_spans(documents: Iterable[Document]) -> set[tuple[str, int, int]]:
+    """``{(uid, start, end)}`` of every mention: the input :func:`boundary_inconsistency` expects
+    when comparing outputs over several documents (both outputs must use the same uids)."""
+    return {(d.uid, m.start, m.end) for d in documents for m in d.mentions}
+
+
+def _span(item) -> tuple:
+    if isinstance(item, Mention):
+        return (item.start, item.end)
+    return tuple(item)
+
+
+def boundary_inconsistency(mer_mentions: Iterable, men_mentions: Iterable) -> dict:
+    """How often a model's MER output and MEN output disagree on mention boundaries.
+
+    Zhao et al. (AAAI 2019), Table 5, report "the ratio of inconsistent boundaries" between the two
+    outputs of one model without stating the denominator. The kit defines it as::
+
+        ratio = |A ^ B| / |A | B|
+
+    where ``A`` and ``B`` are the *distinct spans* of the MER and the MEN output: the number of
+    predicted spans that appear in one output but not in the other, over the number of distinct
+    spans predicted by either. Types and concept IDs are ignored (only boundaries count).
+
+    Items are :class:`~mernlib.corpus.Mention` objects (span ``(start, end)``, for one document) or
+    span tuples such as ``(uid, start, end)`` from :func:`mention_spans` (several documents).
+    Returns ``{"mer_only", "men_only", "inconsistent", "union", "ratio"}``; ratio 0 when both are empty.
+    """
+    a = {_span(x) for x in mer_mentions}
+    b = {_span(x) for x in men_mentions}
+    union = len(a | b)
+    inconsistent = len(a ^ b)
+    return {
+        "mer_only": len(a - b),
+        "men_only": len(b - a),
+        "inconsistent": inconsistent,
+        "union": union,
+        "ratio": inconsistent / union if union else 0.0,
+    }
+
+
+OOV_SUBSETS = ("IV", "OOTV", "OOEV", "OOBV")
+_OOV_NAME = {(False, False): "IV", (True, False): "OOTV", (False, True): "OOEV", (True, True): "OOBV"}
+
+
+def _tokens(entity) -> list[str]:
+    if isinstance(entity, Mention):
+        return entity.text.split()
+    if isinstance(entity, str):
+        return entity.split()
+    return list(entity)
+
+
+def oov_partition(
+    entities: Sequence, training_vocab: set, embedding_vocab: set, lowercase: bool = True
+) -> dict:
+    """Split entities into IV / OOTV / OOEV / OOBV (Ma & Hovy 2016; Zhao et al. 2019, Table 6).
+
+    Each entity is a list of its token strings (preferred: the caller's tokenizer decides); a string
+    or a :class:`~mernlib.corpus.Mention` is split on whitespace. With ``lowercase`` both the tokens
+    and the vocabularies are compared lowercased. Following Ma & Hovy, an entity is
+
+    * ``IV``   if every token is in the training vocabulary and in the embedding vocabulary;
+    * ``OOTV`` if some token is outside the training vocabulary but every token is in the embedding vocabulary;
+    * ``OOEV`` if some token is outside the embedding vocabulary but every token is in the training vocabulary;
+    * ``OOBV`` if some token is outside the training vocabulary *and* some token (the same or another)
+      is outside the embedding vocabulary.
+
+    The four subsets partition the entities (an entity with no tokens is IV). Returns
+    ``{"IV": [indices], "OOTV": [...], "OOEV": [...], "OOBV": [...]}``, all four keys always present.
+    """
+    if lowercase:
+        training_vocab = {w.lower() for w in training_vocab}
+        embedding_vocab = {w.lower() for w in embedding_vocab}
+    out: dict[str, list[int]] = {name: [] for name in OOV_SUBSETS}
+    for index, entity in enumerate(entities):
+        tokens = _tokens(entity)
+        if lowercase:
+            tokens = [t.lower() for t in tokens]
+        out_train = any(t not in training_vocab for t in tokens)
+        out_emb = any(t not in embedding_vocab for t in tokens)
+        out[_OOV_NAME[(out_train, out_emb)]].append(index)
+    return out
+
+
+def prf_on_subset(gold_keys: set, pred_keys: set, subset_gold_keys: set) -> PRF:
+    """P/R/F1 restricted to a subset of the gold mentions (e.g. the OOBV entities).
+
+    Keys are tuples ``(doc, start, end, *rest)`` as in ``ner-mention-strict`` (``rest`` e.g. the type).
+
+    * ``tp`` = subset gold keys that are predicted exactly; ``fn`` = the other subset gold keys,
+      so recall is the usual recall on the subset.
+    * ``fp`` = predictions that are not any gold key (of the whole gold set) but whose span overlaps
+      (same doc, at least one shared position, type ignored) the span of a subset gold key. A
+      prediction that exactly matches a gold mention outside the subset is attributed to that
+      mention and not counted; a prediction overlapping no subset mention is not counted. A
+      prediction overlapping mentions of two subsets counts as an error in both.
+
+    So precision answers: of the predictions made *on these entities*, how many were right.
+    ``subset_gold_keys`` must be a subset of ``gold_keys`` (``ValueError`` otherwise).
+    """
+    gold, pred, subset = set(gold_keys), set(pred_keys), set(subset_gold_keys)
+    if not subset <= gold:
+        raise ValueError(
+            f"{len(subset - gold)} subset keys are not gold keys, e.g. {next(iter(subset - gold))!r}"
+        )
+    tp = len(subset & pred)
+    spans_by_doc: dict = {}
+    for doc, start, end, *_ in subset:
+        spans_by_doc.setdefault(doc, []).append((start, end))
+    fp = 0
+    for key in pred - gold:
+        doc, start, end = key[0], key[1], key[2]
+        if any(start < g_end and g_start < end for g_start, g_end in spans_by_doc.get(doc, ())):
+            fp += 1
+    return PRF.from_counts(tp, fp, len(subset) - tp)

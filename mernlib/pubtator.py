@@ -1,0 +1,217 @@
+"""PubTator files (NCBI-disease, BC5CDR): reading with every known quirk handled, and writing.
+
+Format: for each document a title line ``PMID|t|title``, an abstract line ``PMID|a|abstract``,
+annotation lines ``PMID<TAB>start<TAB>end<TAB>text<TAB>type<TAB>ids[<TAB>parts]``, relation lines
+``PMID<TAB>CID<TAB>chemical<TAB>disease``, and a blank line between documents.
+
+The reader is strict where a mistake would corrupt the data and forgiving where the real files are
+merely quirky (see ``/work/shared/corpora/README.md``):
+
+* a malformed line raises :class:`~mernlib.errors.DataFormatError` naming the file and the 1-based
+  line -- nothing is dropped silently;
+* a PMID may occur twice: every title line starts a new :class:`Document` (``index`` = position);
+* IDs go through :func:`~mernlib.corpus.normalize_concept` (prefixes, stray spaces, ``|``/``+``);
+* NCBI's four mention classes become type ``Disease`` (original kept in ``attrs["ncbi_class"]``);
+* when the text column disagrees with the document text at the offsets, the offsets win: the mention
+  text is the document's slice, the column is kept in ``attrs["source_text"]``, and a *note* is
+  recorded. :func:`read_pubtator` emits one :class:`PubTatorWarning` summarising the notes;
+  :func:`read_pubtator_with_notes` returns them instead.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+from .corpus import Document, Mention, Relation, normalize_concept
+from .errors import DataFormatError
+
+NCBI_CLASSES = ("SpecificDisease", "DiseaseClass", "Modifier", "CompositeMention")
+"""NCBI-disease's mention classes; the papers (and this kit, by default) collapse them to Disease."""
+
+_OFFSET = re.compile(r"\d+")
+_RELATION_TYPE = re.compile(r"[A-Za-z_]+")
+
+
+class PubTatorWarning(UserWarning):
+    """Something in a PubTator file was repaired (not rejected); the message lists every case."""
+
+
+def read_pubtator(path: str | Path, *, collapse_ncbi_classes: bool = True) -> list[Document]:
+    """The documents of a PubTator file, warning once (:class:`PubTatorWarning`) if anything was repaired."""
+    documents, notes = read_pubtator_with_notes(path, collapse_ncbi_classes=collapse_ncbi_classes)
+    _warn(notes, str(path))
+    return documents
+
+
+def read_pubtator_with_notes(
+    path: str | Path, *, collapse_ncbi_classes: bool = True
+) -> tuple[list[Document], list[str]]:
+    """Like :func:`read_pubtator`, but return the repair notes (``"path:line: ..."``) instead of warning."""
+    text = Path(path).read_text(encoding="utf-8")
+    return parse_pubtator_with_notes(text, str(path), collapse_ncbi_classes=collapse_ncbi_classes)
+
+
+def parse_pubtator(
+    text: str, source: str = "<string>", *, collapse_ncbi_classes: bool = True
+) -> list[Document]:
+    """The documents in PubTator ``text``; ``source`` names it in errors, notes and ``Document.source``."""
+    documents, notes = parse_pubtator_with_notes(text, source, collapse_ncbi_classes=collapse_ncbi_classes)
+    _warn(notes, source)
+    return documents
+
+
+def parse_pubtator_with_notes(
+    text: str, source: str = "<string>", *, collapse_ncbi_classes: bool = True
+) -> tuple[list[Document], list[str]]:
+    """Parse PubTator ``text`` into ``(documents, notes)``; see the module docstring for the rules."""
+    documents: list[Document] = []
+    notes: list[str] = []
+    current: Document | None = None  # the document whose lines we are reading
+    has_abstract = False
+    title_line = 0
+
+    def fail(line_no: int, message: str):
+        return DataFormatError(source, line_no, message)
+
+    def finish() -> None:
+        if current is not None and not has_abstract:
+            raise fail(title_line, f"document {current.pmid} has a title line but no |a| (abstract) line")
+
+    # split("\n") rather than splitlines(): the latter would also split on rare Unicode separators.
+    for line_no, raw in enumerate(text.split("\n"), start=1):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            finish()
+            current, has_abstract = None, False
+            continue
+
+        head = line.split("\t", 1)[0]
+        fields = head.split("|", 2)
+        if len(fields) == 3 and fields[1] in ("t", "a"):
+            pmid, kind, _ = fields
+            body = line.split("|", 2)[2]  # from the full line: a title may contain tabs or bars
+            pmid = pmid.strip()
+            if not pmid:
+                raise fail(line_no, "empty PMID")
+            if kind == "t":
+                finish()
+                current = Document(pmid=pmid, title=body, abstract="", source=source, index=len(documents))
+                documents.append(current)
+                has_abstract, title_line = False, line_no
+            else:
+                if current is None:
+                    raise fail(line_no, f"abstract line for PMID {pmid} before its title line")
+                if pmid != current.pmid:
+                    raise fail(line_no, f"abstract line for PMID {pmid} inside document {current.pmid}")
+                if has_abstract:
+                    raise fail(line_no, f"second abstract line for document {pmid}")
+                current.abstract, has_abstract = body, True
+            continue
+
+        cols = line.split("\t")
+        pmid = cols[0].strip()
+        if current is None:
+            raise fail(
+                line_no, f"annotation line for PMID {pmid} outside any document (no title line before it)"
+            )
+        if not has_abstract:
+            raise fail(line_no, f"annotation line before the |a| (abstract) line of document {current.pmid}")
+        if pmid != current.pmid:
+            raise fail(line_no, f"annotation line for PMID {pmid} inside document {current.pmid}")
+        # a word in the second column marks a relation; with 6+ columns it is a mention with a bad offset
+        if len(cols) in (2, 3, 4, 5) and _RELATION_TYPE.fullmatch(cols[1]):
+            if len(cols) != 4:
+                raise fail(line_no, f"relation line has {len(cols)} tab-separated columns, expected 4")
+            current.relations.append(Relation(type=cols[1], arg1=cols[2].strip(), arg2=cols[3].strip()))
+            continue
+        current.mentions.append(_parse_mention(cols, current, line_no, fail, notes, collapse_ncbi_classes))
+
+    finish()
+    return documents, notes
+
+
+def _parse_mention(cols, doc: Document, line_no: int, fail, notes: list[str], collapse: bool) -> Mention:
+    """One annotation line (already split on tabs) of ``doc`` as a :class:`Mention`."""
+    if len(cols) < 6:
+        raise fail(line_no, f"truncated annotation line: {len(cols)} tab-separated columns, expected 6 or 7")
+    if len(cols) > 7:
+        raise fail(line_no, f"annotation line has {len(cols)} tab-separated columns, expected 6 or 7")
+    _, start_s, end_s, source_text, mention_type, ids = cols[:6]
+    for value in (start_s, end_s):
+        if not _OFFSET.fullmatch(value.strip()):
+            raise fail(line_no, f"offset {value!r} is not a non-negative integer")
+    start, end = int(start_s), int(end_s)
+    if start >= end:
+        raise fail(line_no, f"empty or reversed span: start {start} >= end {end}")
+    text = doc.text
+    if end > len(text):
+        raise fail(line_no, f"span {start}-{end} lies outside document {doc.pmid} (text length {len(text)})")
+    mention_type = mention_type.strip()
+    if not mention_type:
+        raise fail(line_no, "empty mention type")
+
+    attrs: dict = {}
+    if collapse and mention_type in NCBI_CLASSES:
+        attrs["ncbi_class"] = mention_type
+        mention_type = "Disease"
+    if len(cols) == 7:
+        attrs["parts"] = tuple(cols[6].split("|"))
+    actual = text[start:end]
+    if actual != source_text:
+        attrs["source_text"] = source_text
+        notes.append(
+            f"{doc.source}:{line_no}: PMID {doc.pmid} {start}-{end}: text column {source_text!r} differs "
+            f"from the document text {actual!r}; trusting the offsets"
+        )
+    return Mention(start, end, actual, mention_type, normalize_concept(ids), attrs)
+
+
+def _warn(notes: list[str], source: str) -> None:
+    if notes:
+        summary = f"{len(notes)} repair(s) while reading {source}:\n" + "\n".join(notes)
+        warnings.warn(summary, PubTatorWarning, stacklevel=3)
+
+
+def format_pubtator(documents: list[Document]) -> str:
+    """The PubTator text of ``documents`` (normalized IDs; NCBI classes written back as the type).
+
+    Mention text is written as the document's slice, so a repaired text column stays repaired and the
+    file reads back without notes. Fields that would break the line format raise ``ValueError``.
+    """
+    lines: list[str] = []
+    for doc in documents:
+        for name, value in (("title", doc.title), ("abstract", doc.abstract)):
+            if "\n" in value or "\r" in value:
+                raise ValueError(f"document {doc.pmid}: {name} contains a line break")
+        lines.append(f"{doc.pmid}|t|{doc.title}")
+        lines.append(f"{doc.pmid}|a|{doc.abstract}")
+        text = doc.text
+        for m in doc.mentions:
+            mention_type = m.attrs.get("ncbi_class", m.type)
+            row = [doc.pmid, str(m.start), str(m.end), text[m.start : m.end], mention_type, m.concept]
+            if "parts" in m.attrs:
+                row.append("|".join(m.attrs["parts"]))
+            _check_fields(doc.pmid, row)
+            lines.append("\t".join(row))
+        for r in doc.relations:
+            row = [doc.pmid, r.type, r.arg1, r.arg2]
+            _check_fields(doc.pmid, row)
+            lines.append("\t".join(row))
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _check_fields(pmid: str, row: list[str]) -> None:
+    for value in row:
+        if any(c in value for c in "\t\n\r"):
+            raise ValueError(f"document {pmid}: field {value!r} contains a tab or line break")
+
+
+def write_pubtator(documents: list[Document], path: str | Path) -> Path:
+    """Write ``documents`` to ``path`` in PubTator format; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(format_pubtator(documents), encoding="utf-8")
+    return path

@@ -1,0 +1,91 @@
+"""Headline metrics and run records: how a notebook hands its numbers to the runner and to `results/`.
+
+A notebook ends with ``save_metrics({...}, metrics_file)``; the runner passes ``metrics_file`` as a
+papermill parameter and collects the JSON into its report. In JupyterLab ``metrics_file`` is empty and
+the call only displays the numbers.
+
+Every number the kit stores comes from a run, so :func:`run_record` stamps what produced it: the command,
+seed, scale, encoder, wall time and git commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_commit(repo: Path = REPO_ROOT) -> str:
+    """The commit of the working tree that produced a result, with ``+dirty`` when files were modified."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + ("+dirty" if dirty else "")
+
+
+def run_record(*, command: str | None = None, seed: int | None = None, scale: str | None = None,
+               encoder: str | None = None, started: float | None = None, **extra) -> dict:
+    """The provenance block stored next to every result of the kit."""
+    record = {
+        "command": command if command is not None else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "seed": seed,
+        "scale": scale,
+        "encoder": encoder,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if started is not None:
+        record["wall_time_s"] = round(time.time() - started, 1)
+    record.update(extra)
+    return record
+
+
+def write_json(data: dict, path: str | Path) -> Path:
+    """Write JSON atomically (a reader never sees half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def save_metrics(metrics: dict, metrics_file: str = "") -> dict:
+    """Hand a notebook's headline metrics to the runner (when ``metrics_file`` is set) and show them.
+
+    Keys are short names (``"ner_f1"``), values numbers or strings; nested dicts are flattened with dots
+    so the report stays one line per notebook.
+    """
+    flat = _flatten(metrics)
+    if metrics_file:
+        write_json(flat, metrics_file)
+    return flat
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out

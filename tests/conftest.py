@@ -1,0 +1,22 @@
+"""Shared fixtures. Tests that need the real corpora take ``real_corpora`` and are skipped (with the
+reason printed) when ``MERNLIB_DATA`` does not point at a folder holding them."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def real_corpora() -> Path:
+    root = os.environ.get("MERNLIB_DATA")
+    if not root or not (Path(root) / "ncbi-disease").is_dir():
+        pytest.skip("real corpora absent: set MERNLIB_DATA to the folder holding ncbi-disease/, bc5cdr/, ...")
+    return Path(root)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO

@@ -1,0 +1,48 @@
+"""The runner names the failing notebook and cell, writes a report, and points runs/latest at it."""
+
+import json
+
+import nbformat
+
+from mernlib.runner import run_all, strip_outputs
+
+
+def _notebook(path, cells):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('scale = "quick"\ncorpus = "sample"\ndata_dir = ""\nseed = 13\nmetrics_file = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_code_cell(src) for src in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_report_and_failure_naming(tmp_path):
+    good = _notebook(tmp_path / "00_good.ipynb", [
+        "from mernlib.report import save_metrics\nsave_metrics({'answer': 42, 'f1': {'ner': 0.5}}, metrics_file)"])
+    bad = _notebook(tmp_path / "01_bad.ipynb", ["x = 1", "raise ValueError('boom in the second cell')"])
+    run_dir, results = run_all([good, bad], tmp_path / "runs", {"scale": "quick", "corpus": "sample",
+                                                                  "data_dir": "", "seed": 13})
+    assert [r.status for r in results] == ["ok", "failed"]
+    assert results[0].metrics == {"answer": 42, "f1.ner": 0.5}
+    assert "01_bad.ipynb" in results[1].error and "ValueError: boom in the second cell" in results[1].error
+    assert "cell" in results[1].error
+    report = (run_dir / "report.md").read_text()
+    assert "| 00_good.ipynb | ok |" in report and "answer=42" in report
+    assert (tmp_path / "runs" / "latest" / "report.md").read_text() == report
+    assert json.loads((run_dir / "run.json").read_text())["notebooks"][1]["status"] == "failed"
+    # The executed failing notebook is kept, with papermill's error marker, as the artifact to read.
+    assert "papermill-error-cell-tag" in (run_dir / "01_bad.ipynb").read_text()
+
+
+def test_strip_outputs_keeps_the_parameters_tag(tmp_path):
+    path = _notebook(tmp_path / "00_x.ipynb", ["print(1)"])
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    nb.cells[1].execution_count = 3
+    nbformat.write(nb, str(path))
+    assert strip_outputs(path) is True
+    nb = nbformat.read(str(path), as_version=4)
+    assert nb.cells[1].outputs == [] and nb.cells[1].execution_count is None
+    assert nb.cells[0].metadata["tags"] == ["parameters"]
+    assert strip_outputs(path) is False
