@@ -57,3 +57,26 @@ def load_corpus(name: str = "sample", split: str | None = None,
             raise ValueError(f"unknown split {split!r}: choose one of {tuple(files)}")
         return read_pubtator(files[split])
     return {s: read_pubtator(path) for s, path in files.items()}
+
+
+def load_corpus_entity_base(name: str = "sample", data_dir: str | Path | None = None):
+    """The entity base that goes with a corpus: the sample's ``entities.tsv``, or MeSH + OMIM names.
+
+    A file of the real base that cannot be had or fails its checksum is left out *with a warning* that
+    says which and why (the notebooks still run on MeSH names alone); a malformed file is an error.
+    """
+    import warnings
+
+    from .entity_base import EntityBase, load_entity_base
+    from .errors import DataNotFoundError
+    from .registry import locate
+
+    if name == "sample":
+        return load_entity_base(sample_dir() / "entities.tsv")
+    base = EntityBase()
+    for part in ("mesh", "omim"):
+        try:
+            base.update(load_entity_base(locate("entity-base", part, data_dir=data_dir)))
+        except DataNotFoundError as error:
+            warnings.warn(f"entity base without {part} names: {str(error).splitlines()[0]}", stacklevel=2)
+    return base

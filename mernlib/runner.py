@@ -55,7 +55,7 @@ def execute_notebook(notebook: Path, out_dir: Path, parameters: dict, timeout: i
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics_file = out_dir / f"{notebook.stem}.metrics.json"
+    metrics_file = out_dir.resolve() / f"{notebook.stem}.metrics.json"
     params = {**parameters, "metrics_file": str(metrics_file)}
     started = time.time()
     try:

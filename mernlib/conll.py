@@ -1,0 +1,217 @@
+"""IOB TSV files (the Crichton et al. 2017 NER collection) and the kit's prediction files.
+
+Format: one token per line, ``token<TAB>tag``; a blank line ends a sentence. A prediction file written
+by :func:`write_iob` has a third column, ``token<TAB>gold<TAB>predicted``; :func:`read_iob` reads both
+(the third column becomes :attr:`TaggedSentence.predicted`). Every line of one file must have the
+same number of columns.
+
+Tags are ``O``, ``B-<type>`` and ``I-<type>``. What the crichton-2017-ner files actually hold (all 65
+files checked): every tag is typed (no bare ``B``/``I``), every ``I-`` follows a ``B-`` or ``I-`` of the
+same type (IOB2), no CRLF, no whitespace-only line, no empty token, and each file ends with a blank
+line. Type names are the source corpus's own (``Disease``, ``Chemical``, ``GENE``, ``Protein``,
+``Gene_or_gene_product``, ``Simple_chemical``, ``CHEBI``, ``GGP``, ``NCBITaxon``, ``Organism``,
+``Species``; JNLPBA has five: ``DNA``, ``RNA``, ``cell_line``, ``cell_type``, ``protein``). Bare
+``B``/``I`` tags (an untyped IOB release) are accepted and keep an empty type; with
+``scheme="iobes"`` the ``E-``/``S-`` tags of the collection's -IOBES variants are accepted too; any
+other tag raises :class:`~mernlib.errors.DataFormatError` (``path:line``).
+
+JNLPBA's files mark each abstract with a ``-DOCSTART-<TAB>O`` line followed by a blank line (200 in
+devel, 404 in test). Those are document boundaries, not sentences: the reader drops them and numbers
+the documents in :attr:`TaggedSentence.document`; :func:`write_iob` writes them back, so reading and
+writing a file reproduces it byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import DataFormatError
+
+DOCSTART = "-DOCSTART-"
+_PREFIXES = {"iob": ("B", "I"), "iobes": ("B", "I", "E", "S")}
+
+
+@dataclass
+class TaggedSentence:
+    """One sentence: its tokens and gold tags (same length), where it came from (``source`` path and
+    the 1-based ``line`` of its first token), the JNLPBA-style ``document`` number (``None`` when the
+    file has no ``-DOCSTART-`` lines) and, for a prediction file, the ``predicted`` tags."""
+
+    tokens: list[str]
+    tags: list[str]
+    source: str = ""
+    line: int = 0
+    document: int | None = None
+    predicted: list[str] | None = field(default=None)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def location(self) -> str:
+        """``path:line`` of the sentence's first token."""
+        return f"{self.source}:{self.line}"
+
+
+def check_tag(tag: str, scheme: str = "iob") -> str | None:
+    """What is wrong with ``tag`` under ``scheme`` (``"iob"`` or ``"iobes"``), or ``None`` if nothing."""
+    if tag == "O":
+        return None
+    prefixes = _PREFIXES[scheme]
+    head, dash, kind = tag.partition("-")
+    if head not in prefixes:
+        allowed = ", ".join(f"{p}-<type>" for p in prefixes)
+        return f"unknown tag {tag!r} (expected O, {allowed})"
+    if dash and not kind:
+        return f"tag {tag!r} has an empty type"
+    return None
+
+
+def read_iob(path: str | Path, scheme: str = "iob") -> list[TaggedSentence]:
+    """The sentences of an IOB TSV file (see the module docstring for the format and its checks)."""
+    if scheme not in _PREFIXES:
+        raise ValueError(f"scheme must be one of {', '.join(_PREFIXES)}, not {scheme!r}")
+    path = Path(path)
+    source = str(path)
+    sentences: list[TaggedSentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    predicted: list[str] = []
+    first_line = 0
+    columns: int | None = None
+    document: int | None = None
+    pending_docstart = 0  # line of a -DOCSTART- still waiting for its blank line
+
+    def flush() -> None:
+        nonlocal tokens, tags, predicted
+        if tokens:
+            sentences.append(
+                TaggedSentence(
+                    tokens, tags, source, first_line, document, predicted if columns == 3 else None
+                )
+            )
+        tokens, tags, predicted = [], [], []
+
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                raise DataFormatError(path, number, f"not UTF-8 ({err.reason})") from None
+            if not line.strip():
+                flush()
+                pending_docstart = 0
+                continue
+            if pending_docstart:
+                raise DataFormatError(
+                    path, number, f"the -DOCSTART- line {pending_docstart} must be followed by a blank line"
+                )
+            fields = line.split("\t")
+            if len(fields) == 1:
+                raise DataFormatError(path, number, f"no tab: expected 'token<TAB>tag', got {line!r}")
+            if len(fields) > 3:
+                raise DataFormatError(
+                    path, number, f"{len(fields)} columns; expected token, tag[, predicted]"
+                )
+            if columns is None:
+                columns = len(fields)
+            elif len(fields) != columns:
+                raise DataFormatError(
+                    path, number, f"{len(fields)} columns where the file's first token line has {columns}"
+                )
+            token = fields[0]
+            if not token.strip():
+                raise DataFormatError(path, number, "empty token")
+            for tag in fields[1:]:
+                problem = check_tag(tag, scheme)
+                if problem:
+                    raise DataFormatError(path, number, problem)
+            if token == DOCSTART:
+                if tokens:
+                    raise DataFormatError(
+                        path, number, "-DOCSTART- inside a sentence (no blank line before it)"
+                    )
+                document = 0 if document is None else document + 1
+                pending_docstart = number
+                continue
+            if not tokens:
+                first_line = number
+            tokens.append(token)
+            tags.append(fields[1])
+            if columns == 3:
+                predicted.append(fields[2])
+    flush()
+    return sentences
+
+
+def format_iob(sentences: Iterable[TaggedSentence], predicted: Sequence[Sequence[str]] | None = None) -> str:
+    """The text :func:`write_iob` writes."""
+    sentences = list(sentences)
+    if predicted is None and sentences and all(s.predicted is not None for s in sentences):
+        predicted = [s.predicted for s in sentences]
+    if predicted is not None and len(predicted) != len(sentences):
+        raise ValueError(f"{len(predicted)} predicted tag sequences for {len(sentences)} sentences")
+    out: list[str] = []
+    previous_document: int | None = None
+    for i, sentence in enumerate(sentences):
+        if len(sentence.tags) != len(sentence.tokens):
+            raise ValueError(
+                f"{sentence.location}: {len(sentence.tokens)} tokens but {len(sentence.tags)} tags"
+            )
+        pred = predicted[i] if predicted is not None else None
+        if pred is not None and len(pred) != len(sentence.tokens):
+            raise ValueError(
+                f"{sentence.location}: {len(sentence.tokens)} tokens but {len(pred)} predicted tags"
+            )
+        if sentence.document is not None and sentence.document != previous_document:
+            out.append(f"{DOCSTART}\tO\n\n")
+        previous_document = sentence.document
+        for j, (token, tag) in enumerate(zip(sentence.tokens, sentence.tags, strict=True)):
+            if "\t" in token or "\n" in token:
+                raise ValueError(f"{sentence.location}: token {token!r} holds a tab or line break")
+            out.append(f"{token}\t{tag}\t{pred[j]}\n" if pred is not None else f"{token}\t{tag}\n")
+        out.append("\n")
+    return "".join(out)
+
+
+def write_iob(
+    sentences: Iterable[TaggedSentence],
+    path: str | Path,
+    predicted: Sequence[Sequence[str]] | None = None,
+) -> Path:
+    """Write ``token<TAB>gold`` lines, or ``token<TAB>gold<TAB>predicted`` when ``predicted`` (one tag
+    list per sentence) is given or every sentence carries :attr:`~TaggedSentence.predicted`; a blank
+    line after each sentence, ``-DOCSTART-`` lines where :attr:`~TaggedSentence.document` changes.
+    Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(format_iob(sentences, predicted), encoding="utf-8")
+    return path
+
+
+def iob_stats(sentences: Iterable[TaggedSentence]) -> dict:
+    """Sentences, tokens, documents and mentions (``B-`` and ``S-`` tags) per entity type."""
+    n_sentences = n_tokens = 0
+    documents: set[int] = set()
+    mentions: dict[str, int] = {}
+    for sentence in sentences:
+        n_sentences += 1
+        n_tokens += len(sentence.tokens)
+        if sentence.document is not None:
+            documents.add(sentence.document)
+        for tag in sentence.tags:
+            if tag[:1] in ("B", "S"):
+                kind = tag[2:]
+                mentions[kind] = mentions.get(kind, 0) + 1
+    return {
+        "sentences": n_sentences,
+        "tokens": n_tokens,
+        "documents": len(documents) or None,
+        "mentions": sum(mentions.values()),
+        "mentions_per_type": dict(sorted(mentions.items())),
+    }
+
+
+__all__ = ["DOCSTART", "TaggedSentence", "check_tag", "format_iob", "iob_stats", "read_iob", "write_iob"]
