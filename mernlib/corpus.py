@@ -64,7 +64,7 @@ def normalize_concept(raw: str) -> str:
     parts = _ID_SEPARATORS.split(raw)
     separators = _ID_SEPARATORS.findall(raw)
     out = normalize_concept_id(parts[0])
-    for sep, part in zip(separators, parts[1:]):
+    for sep, part in zip(separators, parts[1:], strict=True):
         out += sep + normalize_concept_id(part)
     return out
 

@@ -1,7 +1,6 @@
 """pyproject.toml, environment.yml and binder/environment.yml must name the same dependency set."""
 
 import tomllib
-
 import yaml
 
 

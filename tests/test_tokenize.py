@@ -1,6 +1,5 @@
 """Sentence splitting and tokenization: offsets, abbreviations, refinement, and no lost mention."""
 
-import time
 import warnings
 
 import pytest
@@ -154,12 +153,3 @@ def test_real_files_lose_no_mention(real_corpora, name):
     assert lost == []
 
 
-@pytest.mark.real_data
-def test_real_bc5cdr_is_fast(real_corpora):
-    docs = []
-    for name in FILES[3:]:
-        docs += read_pubtator_with_notes(real_corpora / name)[0]
-    began = time.perf_counter()
-    for doc in docs:
-        tokenize_document(doc)
-    assert time.perf_counter() - began < 10
