@@ -1,0 +1,257 @@
+"""Candidate generation for normalization, and the simplest honest normalization baseline.
+
+A normalization model that scores (mention, concept) pairs cannot score all ~300k MeSH concepts for
+every mention; a cheap retriever first proposes a short list. :class:`CandidateGenerator` indexes
+``(name, concept_id)`` pairs -- entity base names, synonyms and the texts of training mentions -- and
+ranks concepts for a mention text by:
+
+1. **exact match** of the normalized text (lowercase, punctuation to spaces, whitespace collapsed):
+   those concepts come first, with score 1.0;
+2. **TF-IDF cosine similarity** over character 3-grams taken inside words padded with a space on each
+   side (``"renal"`` -> ``" re", "ren", "ena", "nal", "al "``), which tolerates inflection, spelling
+   variants and word order. A concept's score is the maximum over its names.
+
+The matrices are ``scipy.sparse`` (scipy is installed with gensim, a declared dependency); without
+scipy the same arithmetic runs on dense numpy arrays, fine for small entity bases.
+
+:func:`recall_at_k` measures how often the gold concept is in the top ``k`` (the ceiling of any
+re-ranker), and :class:`DictionaryNormalizer` is the baseline every learned model must beat:
+the concept a training mention with the same text had, else an entity name's, else TF-IDF top-1.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from .corpus import split_concept
+
+try:  # scipy comes with gensim; the fallback keeps small bases working without it
+    import scipy.sparse as _sp
+except ImportError:  # pragma: no cover
+    _sp = None
+
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def normalize_text(text: str) -> str:
+    """Lowercase, every run of non-alphanumeric characters to one space, stripped."""
+    return _NON_ALNUM.sub(" ", text.lower()).strip()
+
+
+def char_ngrams(text: str, n: int = 3) -> list[str]:
+    """Character ``n``-grams of each word of ``normalize_text(text)``, each word padded by one space."""
+    grams = []
+    for word in normalize_text(text).split():
+        padded = f" {word} "
+        if len(padded) <= n:
+            grams.append(padded)
+        else:
+            grams.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
+    return grams
+
+
+class CandidateGenerator:
+    """Exact match, then character n-gram TF-IDF cosine, over ``(name, concept_id)`` pairs.
+
+    ``concept_id`` is stored as given (a composite concept string from a training mention stays one
+    candidate). Empty names and empty or NIL (``-1``) concepts are ignored.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[str, str]], n: int = 3):
+        self.n = n
+        names: dict[tuple[str, str], None] = {}
+        for name, concept in pairs:
+            key = normalize_text(name)
+            if key and concept and split_concept(concept):
+                names[(key, concept)] = None
+        if not names:
+            raise ValueError("CandidateGenerator needs at least one (name, concept) pair")
+        # sort by concept so that each concept's names are contiguous (np.maximum.reduceat below)
+        ordered = sorted(names, key=lambda kc: (kc[1], kc[0]))
+        self.concepts: list[str] = sorted({c for _, c in ordered})
+        concept_index = {c: i for i, c in enumerate(self.concepts)}
+        self.names = [k for k, _ in ordered]
+        self._name_concept = np.array([concept_index[c] for _, c in ordered], dtype=np.int64)
+        self._concept_starts = np.flatnonzero(np.r_[True, np.diff(self._name_concept) != 0])
+        self.exact: dict[str, list[int]] = defaultdict(list)
+        for key, concept in ordered:
+            idx = concept_index[concept]
+            if idx not in self.exact[key]:
+                self.exact[key].append(idx)
+        # vocabulary and inverse document frequency (smooth: ln((1+n)/(1+df)) + 1, as is customary)
+        grams_per_name = [Counter(char_ngrams(k, n)) for k in self.names]
+        df: Counter = Counter()
+        for grams in grams_per_name:
+            df.update(grams.keys())
+        self.vocab = {g: i for i, g in enumerate(sorted(df))}
+        n_docs = len(self.names)
+        self.idf = np.array([math.log((1 + n_docs) / (1 + df[g])) + 1.0 for g in sorted(df)])
+        self.matrix = self._vectorize_counts(grams_per_name)  # [n_names, n_grams], rows L2-normalized
+
+    @classmethod
+    def from_entity_base(
+        cls,
+        entity_names: dict[str, str],
+        synonyms: dict[str, Iterable[str]] | None = None,
+        mentions: Iterable[tuple[str, str]] = (),
+        n: int = 3,
+    ) -> CandidateGenerator:
+        """From ``{concept_id: name}``, optional ``{concept_id: [synonyms]}`` and ``(text, concept)`` of
+        training mentions."""
+        pairs = [(name, cid) for cid, name in entity_names.items()]
+        for cid, names in (synonyms or {}).items():
+            pairs.extend((s, cid) for s in names)
+        pairs.extend((text, concept) for text, concept in mentions)
+        return cls(pairs, n=n)
+
+    def _vectorize_counts(self, grams_per_text: list[Counter]):
+        rows, cols, vals = [], [], []
+        for r, grams in enumerate(grams_per_text):
+            for g, count in grams.items():
+                c = self.vocab.get(g)
+                if c is not None:
+                    rows.append(r)
+                    cols.append(c)
+                    vals.append(count * self.idf[c])
+        shape = (len(grams_per_text), len(self.vocab))
+        if _sp is not None:
+            m = _sp.csr_matrix((vals, (rows, cols)), shape=shape, dtype=np.float64)
+            norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+            norms[norms == 0] = 1.0
+            return _sp.diags(1.0 / norms) @ m
+        dense = np.zeros(shape)
+        np.add.at(dense, (rows, cols), vals)
+        norms = np.linalg.norm(dense, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return dense / norms
+
+    def vectorize(self, texts: Sequence[str]):
+        """TF-IDF rows (L2-normalized) of ``texts``; n-grams unseen in the base are ignored."""
+        return self._vectorize_counts([Counter(char_ngrams(t, self.n)) for t in texts])
+
+    def concept_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """``[len(texts), n_concepts]`` cosine similarity of each text to each concept's best name."""
+        sims = self.vectorize(texts) @ self.matrix.T
+        sims = sims.toarray() if hasattr(sims, "toarray") else np.asarray(sims)
+        return np.maximum.reduceat(sims, self._concept_starts, axis=1) if sims.size else sims
+
+    def top_k(self, mention_text: str, k: int = 10) -> list[tuple[str, float]]:
+        """The ``k`` best concepts for ``mention_text`` as ``(concept_id, score)``, best first."""
+        return self.top_k_batch([mention_text], k)[0]
+
+    def top_k_batch(
+        self, texts: Sequence[str], k: int = 10, chunk: int = 256
+    ) -> list[list[tuple[str, float]]]:
+        """:meth:`top_k` for many texts, vectorised (``chunk`` texts per matrix product)."""
+        out = []
+        k = max(0, min(k, len(self.concepts)))
+        for lo in range(0, len(texts), chunk):
+            part = list(texts[lo : lo + chunk])
+            scores = self.concept_scores(part)
+            for row, text in zip(scores, part, strict=True):
+                exact = self.exact.get(normalize_text(text), [])
+                row = row.copy()
+                row[exact] = 1.0 + 1e-9  # exact matches first, then cosine order
+                if k == 0:
+                    out.append([])
+                    continue
+                top = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
+                top = top[np.lexsort((top, -row[top]))]  # by score, ties by concept order
+                out.append([(self.concepts[i], float(min(row[i], 1.0))) for i in top])
+        return out
+
+
+def recall_at_k(
+    generator: CandidateGenerator, mentions: Iterable[tuple[str, str | Iterable[str]]], ks=(1, 5, 10, 20)
+) -> dict:
+    """Fraction of mentions whose gold concept is among the top ``k`` candidates, for each ``k``.
+
+    ``mentions`` are ``(text, gold)`` where gold is a concept string or a collection of IDs. A mention
+    counts as found at ``k`` when one of its gold IDs is one of the IDs of a top-``k`` candidate
+    (lenient for composite mentions). Mentions without any gold ID (NIL, empty) are not counted in the
+    denominator; their number is reported as ``"nil"``.
+    """
+    items = []
+    nil = 0
+    for text, gold in mentions:
+        ids = set(split_concept(gold)) if isinstance(gold, str) else {g for g in gold if g and g != "-1"}
+        if ids:
+            items.append((text, ids))
+        else:
+            nil += 1
+    kmax = max(ks)
+    ranked = generator.top_k_batch([t for t, _ in items], kmax)
+    result: dict = {"mentions": len(items), "nil": nil}
+    for k in ks:
+        hits = 0
+        for (_, gold), cands in zip(items, ranked, strict=True):
+            found = set()
+            for concept, _ in cands[:k]:
+                found.update(split_concept(concept))
+            hits += bool(gold & found)
+        result[k] = hits / len(items) if items else 0.0
+    return result
+
+
+class DictionaryNormalizer:
+    """Baseline normalizer: exact-text lookup, then TF-IDF top-1.
+
+    Lookup order for a normalized mention text: the most frequent concept of training mentions with
+    that text (ties: the one seen first), else the concept of an entity name or synonym with that text
+    (several: the smallest ID, for determinism), else the TF-IDF top-1 candidate.
+    """
+
+    def __init__(
+        self,
+        entity_names: dict[str, str],
+        mentions: Iterable[tuple[str, str]] = (),
+        synonyms: dict[str, Iterable[str]] | None = None,
+    ):
+        mentions = [(t, c) for t, c in mentions if c and split_concept(c)]
+        self.mention_table: dict[str, Counter] = defaultdict(Counter)
+        for text, concept in mentions:
+            self.mention_table[normalize_text(text)][concept] += 1
+        self.name_table: dict[str, str] = {}
+        pairs = [(n, c) for c, n in entity_names.items()]
+        for c, names in (synonyms or {}).items():
+            pairs.extend((n, c) for n in names)
+        for name, concept in sorted(pairs, key=lambda p: p[1]):
+            self.name_table.setdefault(normalize_text(name), concept)
+        self.generator = CandidateGenerator.from_entity_base(entity_names, synonyms, mentions)
+
+    def predict(self, text: str) -> str:
+        """The concept string for one mention text."""
+        return self.predict_batch([text])[0]
+
+    def predict_batch(self, texts: Sequence[str]) -> list[str]:
+        out: list[str | None] = []
+        missing = []
+        for i, text in enumerate(texts):
+            key = normalize_text(text)
+            if key in self.mention_table:
+                out.append(self.mention_table[key].most_common(1)[0][0])  # Counter keeps first-seen order
+            elif key in self.name_table:
+                out.append(self.name_table[key])
+            else:
+                out.append(None)
+                missing.append(i)
+        if missing:
+            ranked = self.generator.top_k_batch([texts[i] for i in missing], 1)
+            for i, cands in zip(missing, ranked, strict=True):
+                out[i] = cands[0][0] if cands and cands[0][1] > 0 else ""
+        return out  # type: ignore[return-value]
+
+    def normalize_documents(self, documents):
+        """Copies of ``documents`` whose mentions (spans and types kept) get predicted concepts."""
+        import copy
+
+        docs = copy.deepcopy(list(documents))
+        flat = [m for d in docs for m in d.mentions]
+        for m, concept in zip(flat, self.predict_batch([m.text for m in flat]), strict=True):
+            m.concept = concept
+        return docs

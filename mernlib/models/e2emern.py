@@ -1,0 +1,733 @@
+"""E2EMERN: an annotated implementation of the end-to-end progressive multi-task model of
+
+    Zhou, Cai, Zhang, Yuan. "An End-to-End Progressive Multi-Task Learning Framework for Medical
+    Named Entity Recognition and Normalization". ACL 2021.
+
+One shared transformer encoder feeds three task levels of increasing difficulty:
+
+* **low** (NER): tag every word of the sentence X with BIO tags;
+* **mid** (MEN as classification): given X and a *standard entity* e (a concept of the entity base,
+  represented by its name), decide whether X mentions e -- ``y_m in {0, 1}``;
+* **high** (MEN as tagging): tag only the words of X that mention e, fusing the word vectors with e
+  through a gate driven by an entity-aware reading of the sentence.
+
+Loss (paper eq. for the total loss): ``L = L_low + lambda * L_mid + mu * L_high``.
+
+Notation below: ``H = [x_1 .. x_n]`` the word vectors of X (one per word, read at its first piece,
+see :mod:`mernlib.encoders`), ``d`` the hidden size, ``h_e`` the vector of entity e.
+
+Decisions this implementation takes where the paper leaves room (each is a config switch or
+documented at its place):
+
+* **Low-level tags carry the mention type** (``B-Disease``, ``I-Chemical``) so one model serves
+  corpora with several types; the high level uses type-free ``B/I/O`` since e fixes the type.
+* **Composite mentions** (concept ``D014786|D006311``): one positive sample *per individual ID*, and in
+  each the high-level tags mark the whole composite mention (it does mention that ID). NIL (``-1``) and
+  empty concepts produce no mid/high sample but keep their low-level tags.
+* **Negatives**: ``n_negatives`` concepts per positive, drawn uniformly from the entity base minus the
+  concepts the sentence mentions; redrawn every epoch. A sentence without linkable mentions still
+  trains the low level (it gets no mid/high sample).
+* **Batches are sentences**: a step takes ``batch_size`` sentences and *all* their samples. ``H``
+  does not depend on e, so each sentence is encoded once per step, and each distinct entity name once
+  per step; ``L_low`` is averaged over the words of the step's sentences (once per sentence per epoch,
+  where the paper's per-sample formulation repeats it for every sample of the sentence).
+* **Entity attention as written** (``attention_score="paper"``) is ``alpha_i = softmax_i(W_a [x_i; h_e]
+  + b_a)``. With a linear ``W_a`` the ``h_e`` term is the same for every i and cancels in the softmax,
+  so the weights do not depend on e (the tests show it). Then ``h_a`` does not depend on e either and
+  the mid logit ``W_m [h_e; h_a] + b_m`` is a sum ``f(e) + g(X)``: it cannot model *which* entity goes
+  with *which* sentence (on the test's 5 sentences x 6 concepts it plateaus at weighted F1 ~0.77
+  where the additive form reaches 1.0). ``attention_score="additive"`` uses
+  ``v^T tanh(W_a [x_i; h_e] + b_a)``, which restores the interaction. The default stays the paper's
+  form, as written, for reproduction; use "additive" for a mid level that can work.
+* **Annotation** (no gold mentions): the low level finds mentions; each mention's candidate concepts
+  (from :mod:`mernlib.candidates`) are scored over the sentence by
+  ``score(m, c) = p_mid(X, c) * s_high(m, c)`` where ``s_high`` is the mean, over the mention's words,
+  of the high-level probability of the tag that exactly marks the mention (``B`` on its first word,
+  ``I`` on the others). The product asks both "does X mention c?" and "is *this* span the mention of
+  c?"; with ``use_mid=False`` (``use_high=False``) only the other factor is used. The best candidate
+  wins; a composite mention therefore gets one ID.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..corpus import split_concept
+from ..encoders import WordEncoder, encoder_name, load_encoder
+
+HIGH_TAGS = ("O", "B", "I")
+_NAME_TOKEN = re.compile(r"\w+|[^\w\s]")
+FORMAT_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class E2EMERNConfig:
+    """Hyper-parameters (paper values where the paper gives them) and ablation switches."""
+
+    encoder: str | None = None  # None: the bundled MiniLM; a local folder or a hub name otherwise
+    max_length: int = 128  # pieces per transformer window (longer sentences are windowed)
+    stride: int | None = None  # window stride in pieces (None: half a window)
+    dropout: float = 0.1
+    lambda_mid: float = 0.125  # lambda, weight of L_mid
+    mu_high: float = 0.1  # mu, weight of L_high
+    lr: float = 1e-5  # Adam
+    head_lr: float | None = None  # None: same as lr
+    epochs: int = 10
+    batch_size: int = 16  # sentences per step (with all their samples)
+    n_negatives: int = 1  # negative entities per positive sample
+    grad_clip: float | None = 1.0
+    seed: int = 13
+    # ablations: one class, switches instead of copies
+    use_mid: bool = True  # train the mid level (L_mid); off: lambda is ignored
+    use_high: bool = True  # train the high level (L_high); off: mu is ignored
+    use_gate: bool = True  # high-level fusion by the gate; off: concatenation [h_i; h_e]
+    use_attention: bool = True  # entity attention for h_a; off: mean pooling of H
+    attention_score: str = "paper"  # "paper": W_a[x;h_e]+b_a ; "additive": v^T tanh(W_a[x;h_e]+b_a)
+
+    def __post_init__(self):
+        if self.attention_score not in ("paper", "additive"):
+            raise ValueError(f"attention_score must be 'paper' or 'additive', not {self.attention_score!r}")
+
+
+def get_default_config(**overrides) -> E2EMERNConfig:
+    """The default configuration, with ``overrides`` applied (unknown names raise ``TypeError``)."""
+    return E2EMERNConfig(**overrides)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data: sentences and (sentence, entity, label) samples
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaggedSentence:
+    """A sentence as words, and its mentions as word spans ``(i, j_exclusive, type, concept)``."""
+
+    words: list[str]
+    spans: list[tuple[int, int, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Sample:
+    """One training pair: sentence ``sentence`` (an index), entity ``concept`` and mid label ``label``;
+    ``high_tags`` marks the mentions of the entity (indices into :data:`HIGH_TAGS`).
+    ``concept is None``: the sentence only trains the low level."""
+
+    sentence: int
+    concept: str | None
+    label: int
+    high_tags: list[int] | None
+
+
+def _as_tagged(sentence) -> TaggedSentence:
+    if isinstance(sentence, TaggedSentence):
+        return sentence
+    words, spans = sentence
+    return TaggedSentence(list(words), [tuple(s) for s in spans])
+
+
+def low_tags(sentence: TaggedSentence) -> list[str]:
+    """BIO tags with types for the low level."""
+    tags = ["O"] * len(sentence.words)
+    for i, j, typ, _ in sorted(sentence.spans):
+        if any(t != "O" for t in tags[i:j]):
+            raise ValueError(f"overlapping mentions in {sentence.words!r}: flat BIO cannot hold both")
+        tags[i] = f"B-{typ}"
+        for k in range(i + 1, j):
+            tags[k] = f"I-{typ}"
+    return tags
+
+
+def high_tags(sentence: TaggedSentence, concept_id: str) -> list[int]:
+    """High-level B/I/O tags: the mentions whose concept string contains ``concept_id``."""
+    tags = [0] * len(sentence.words)
+    for i, j, _, concept in sentence.spans:
+        if concept_id in split_concept(concept):
+            tags[i] = 1
+            for k in range(i + 1, j):
+                tags[k] = 2
+    return tags
+
+
+def build_samples(
+    sentences_with_mentions: Sequence,
+    entity_names: dict[str, str],
+    n_negatives: int,
+    rng: random.Random,
+) -> list[Sample]:
+    """Samples for one epoch (call again each epoch to redraw the negatives).
+
+    * one positive ``(X, e, 1)`` per distinct individual ID ``e`` mentioned in X and present in
+      ``entity_names`` (a composite mention gives one positive per ID, each marking that mention);
+    * ``n_negatives`` negatives ``(X, e', 0)`` per positive, ``e'`` drawn without replacement from
+      the entity base minus the IDs X mentions (fewer if the base is too small), all-``O`` high tags;
+    * a sentence with no positive gives one low-level-only sample (``concept=None``).
+
+    ``sentences_with_mentions``: :class:`TaggedSentence` objects or ``(words, spans)`` pairs.
+    """
+    all_ids = sorted(entity_names)
+    samples: list[Sample] = []
+    for index, raw in enumerate(sentences_with_mentions):
+        sentence = _as_tagged(raw)
+        mentioned: list[str] = []
+        for _, _, _, concept in sorted(sentence.spans):
+            for cid in split_concept(concept):
+                if cid not in mentioned:
+                    mentioned.append(cid)
+        positives = [c for c in mentioned if c in entity_names]
+        if not positives:
+            samples.append(Sample(index, None, 0, None))
+            continue
+        for cid in positives:
+            samples.append(Sample(index, cid, 1, high_tags(sentence, cid)))
+        excluded = set(mentioned)
+        wanted = n_negatives * len(positives)
+        negatives = _sample_excluding(all_ids, excluded, wanted, rng)
+        for cid in negatives:
+            samples.append(Sample(index, cid, 0, [0] * len(sentence.words)))
+    return samples
+
+
+def _sample_excluding(ids: list[str], excluded: set, n: int, rng: random.Random) -> list[str]:
+    """``n`` distinct items of ``ids`` not in ``excluded`` (rejection sampling; exact when the pool is small)."""
+    if n <= 0:
+        return []
+    if len(ids) > 4 * (n + len(excluded)):  # large base: rejection sampling, no copy of the base
+        chosen: list[str] = []
+        seen = set(excluded)
+        while len(chosen) < n:
+            c = ids[rng.randrange(len(ids))]
+            if c not in seen:
+                seen.add(c)
+                chosen.append(c)
+        return chosen
+    pool = [c for c in ids if c not in excluded]
+    return rng.sample(pool, min(n, len(pool)))
+
+
+def _name_words(name: str) -> list[str]:
+    words = _NAME_TOKEN.findall(name)
+    return words or [name]
+
+
+def _decode_bio(tags: list[str]) -> list[tuple[int, int, str]]:
+    """Spans of a BIO sequence (conlleval: an ``I-X`` that continues nothing starts an entity)."""
+    spans, start, label = [], None, None
+    for k, tag in enumerate(list(tags) + ["O"]):
+        prefix, _, typ = tag.partition("-")
+        if start is not None and (prefix != "I" or typ != label):
+            spans.append((start, k, label))
+            start = None
+        if prefix in ("B", "I") and start is None:
+            start, label = k, typ
+    return spans
+
+
+# --------------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PredictedMention:
+    """A mention found by :meth:`E2EMERN.annotate`: word span ``[start, end)``, type, concept, score,
+    and the scores of all candidates (best first)."""
+
+    start: int
+    end: int
+    type: str
+    concept: str
+    score: float
+    candidates: list[tuple[str, float]] = field(default_factory=list)
+
+
+class E2EMERN(nn.Module):
+    """The three-level model. ``entity_types`` fixes the low-level tag set; ``entity_names`` maps
+    concept IDs to the names that represent them (set by :meth:`fit`, needed for inference)."""
+
+    def __init__(
+        self,
+        config: E2EMERNConfig | None = None,
+        entity_types: Iterable[str] = ("Disease",),
+        encoder: WordEncoder | None = None,
+        entity_names: dict[str, str] | None = None,
+    ):
+        super().__init__()
+        self.config = dataclasses.replace(config) if config is not None else get_default_config()  # own copy
+        torch.manual_seed(self.config.seed)
+        if encoder is None:
+            model, tokenizer = load_encoder(self.config.encoder)
+            encoder = WordEncoder(model, tokenizer, self.config.max_length, self.config.stride)
+        else:  # a given encoder decides the windowing; the config records it (save/load rebuild it)
+            self.config.max_length = encoder.aligner.max_length
+            self.config.stride = encoder.aligner.stride
+        self.encoder = encoder
+        self.entity_types = sorted(set(entity_types))
+        self.low_tags = ["O"] + [f"{p}-{t}" for t in self.entity_types for p in ("B", "I")]
+        self.low_index = {t: i for i, t in enumerate(self.low_tags)}
+        self.entity_names: dict[str, str] = dict(entity_names or {})
+        d = encoder.hidden_size
+        self.dropout = nn.Dropout(self.config.dropout)
+        # low:  P(t_i | X) = softmax(W_l h_i + b_l)
+        self.low = nn.Linear(d, len(self.low_tags))
+        # mid:  alpha_i = softmax_i(W_a [x_i; h_e] + b_a)      ("paper")
+        #       alpha_i = softmax_i(v^T tanh(W_a [x_i; h_e] + b_a))   ("additive")
+        if self.config.attention_score == "paper":
+            self.att = nn.Linear(2 * d, 1)
+        else:
+            self.att = nn.Sequential(nn.Linear(2 * d, d), nn.Tanh(), nn.Linear(d, 1, bias=False))
+        #       y_m = sigmoid(W_m [h_e; h_a] + b_m)
+        self.mid = nn.Linear(2 * d, 1)
+        # high: G = sigmoid(W_g [H; H_a] + b_g);  H_f = H * (1 - G) + H_e * G
+        self.gate = nn.Linear(2 * d, d)
+        #       P(t_i | X, e) = softmax(W_h h_f_i + b_h)   (h_f = [h_i; h_e] without the gate)
+        self.high = nn.Linear(d if self.config.use_gate else 2 * d, len(HIGH_TAGS))
+        self._entity_cache: dict[str, torch.Tensor] = {}
+
+    # -- encoding -----------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.low.weight.device
+
+    def encode_sentences(self, sentences: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``H`` ``[S, N, d]`` and the word mask ``[S, N]`` (shared encoder, word level)."""
+        out = self.encoder(sentences)
+        return out.words, out.word_mask.to(self.device)
+
+    def encode_names(self, names: list[str]) -> torch.Tensor:
+        """``h_e`` ``[E, d]``: mean of the encoder's piece vectors of each entity name (with gradient)."""
+        return self.encoder([_name_words(n) for n in names]).mean_pieces()
+
+    @torch.no_grad()
+    def encode_entities(self, names: list[str], batch_size: int = 64) -> torch.Tensor:
+        """:meth:`encode_names` for inference: no gradient, eval mode, cached by name (cleared by fit)."""
+        was_training = self.training
+        self.eval()
+        try:
+            todo = sorted({n for n in names if n not in self._entity_cache})
+            for lo in range(0, len(todo), batch_size):
+                part = todo[lo : lo + batch_size]
+                for n, vec in zip(part, self.encode_names(part), strict=True):
+                    self._entity_cache[n] = vec.detach()
+        finally:
+            self.train(was_training)
+        if not names:
+            return torch.zeros(0, self.encoder.hidden_size, device=self.device)
+        return torch.stack([self._entity_cache[n] for n in names])
+
+    # -- the three levels ---------------------------------------------------------------------------
+
+    def low_logits(self, H: torch.Tensor) -> torch.Tensor:
+        """Low level: ``W_l h_i + b_l`` ``[S, N, n_low_tags]``."""
+        return self.low(self.dropout(H))
+
+    def entity_attention(self, X: torch.Tensor, mask: torch.Tensor, h_e: torch.Tensor) -> torch.Tensor:
+        """``alpha`` ``[M, N]``: softmax over the real words of each sentence; padding gets exactly 0.
+
+        ``use_attention=False`` gives uniform weights over the real words (mean pooling)."""
+        if not self.config.use_attention:
+            w = mask.to(X.dtype)
+            return w / w.sum(1, keepdim=True).clamp(min=1.0)
+        E = h_e.unsqueeze(1).expand(-1, X.size(1), -1)  # h_e broadcast over the words
+        scores = self.att(torch.cat([X, E], dim=-1)).squeeze(-1)  # W_a [x_i; h_e] + b_a
+        scores = scores.masked_fill(~mask, float("-inf"))
+        alpha = torch.softmax(scores, dim=-1)
+        return torch.nan_to_num(alpha, nan=0.0) * mask.to(alpha.dtype)  # an empty sentence: all 0
+
+    def pair_heads(self, X: torch.Tensor, mask: torch.Tensor, h_e: torch.Tensor) -> dict:
+        """Mid and high levels for ``M`` (sentence, entity) pairs: ``X`` ``[M, N, d]``, ``h_e`` ``[M, d]``.
+
+        Returns ``alpha`` ``[M, N]``, ``h_a`` ``[M, d]``, ``mid_logit`` ``[M]``, ``gate`` ``[M, N, d]``
+        (``None`` without the gate) and ``high_logits`` ``[M, N, 3]``."""
+        X = self.dropout(X)
+        alpha = self.entity_attention(X, mask, h_e)
+        h_a = torch.einsum("mn,mnd->md", alpha, X)  # h_a = sum_i alpha_i x_i
+        mid_logit = self.mid(torch.cat([h_e, h_a], dim=-1)).squeeze(-1)  # y_m = sigmoid(W_m [h_e; h_a] + b_m)
+        H_a = h_a.unsqueeze(1).expand_as(X)  # "document reading" broadcast over the words
+        H_e = h_e.unsqueeze(1).expand_as(X)
+        if self.config.use_gate:
+            G = torch.sigmoid(self.gate(torch.cat([X, H_a], dim=-1)))  # G = sigmoid(W_g [H; H_a] + b_g)
+            H_f = X * (1 - G) + H_e * G  # H_f = H (.) (1 - G) + H_e (.) G
+        else:
+            G = None
+            H_f = torch.cat([X, H_e], dim=-1)  # ablation: concatenation
+        high_logits = self.high(H_f)  # softmax(W_h h_f + b_h)
+        return {"alpha": alpha, "h_a": h_a, "mid_logit": mid_logit, "gate": G, "high_logits": high_logits}
+
+    # -- training -----------------------------------------------------------------------------------
+
+    def batch_loss(self, sentences: list[TaggedSentence], samples: list[Sample]) -> dict:
+        """``L = L_low + lambda L_mid + mu L_high`` for sentences and their samples (``sample.sentence``
+        indexes ``sentences``). Returns the total and the parts (detached floats)."""
+        H, mask = self.encode_sentences([s.words for s in sentences])
+        S, N = mask.shape
+        # L_low: cross-entropy of the BIO tags over the real words
+        gold_low = torch.zeros(S, N, dtype=torch.long, device=self.device)
+        for k, s in enumerate(sentences):
+            tags = low_tags(s)
+            if tags:
+                gold_low[k, : len(tags)] = torch.tensor([self.low_index[t] for t in tags], device=self.device)
+        logits = self.low_logits(H)
+        loss_low = F.cross_entropy(logits[mask], gold_low[mask]) if mask.any() else logits.sum() * 0
+        total = loss_low
+        parts = {"low": float(loss_low.detach())}
+        pairs = [s for s in samples if s.concept is not None]
+        if pairs and (self.config.use_mid or self.config.use_high):
+            names = sorted({self.entity_names[s.concept] for s in pairs})  # each name encoded once per step
+            name_index = {n: i for i, n in enumerate(names)}
+            h_names = self.encode_names(names)
+            sent_idx = torch.tensor([s.sentence for s in pairs], device=self.device)
+            ent_idx = torch.tensor(
+                [name_index[self.entity_names[s.concept]] for s in pairs], device=self.device
+            )
+            X, Xmask = H[sent_idx], mask[sent_idx]
+            out = self.pair_heads(X, Xmask, h_names[ent_idx])
+            if self.config.use_mid:  # L_mid: binary cross-entropy of y_m
+                y = torch.tensor([float(s.label) for s in pairs], device=self.device)
+                loss_mid = F.binary_cross_entropy_with_logits(out["mid_logit"], y)
+                total = total + self.config.lambda_mid * loss_mid
+                parts["mid"] = float(loss_mid.detach())
+            if self.config.use_high:  # L_high: cross-entropy of the entity's B/I/O tags
+                gold_high = torch.zeros(len(pairs), N, dtype=torch.long, device=self.device)
+                for k, s in enumerate(pairs):
+                    gold_high[k, : len(s.high_tags)] = torch.tensor(s.high_tags, device=self.device)
+                loss_high = F.cross_entropy(out["high_logits"][Xmask], gold_high[Xmask])
+                total = total + self.config.mu_high * loss_high
+                parts["high"] = float(loss_high.detach())
+        parts["total"] = float(total.detach())
+        return {"loss": total, **parts}
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        enc = list(self.encoder.parameters())
+        enc_ids = {id(p) for p in enc}
+        heads = [p for p in self.parameters() if id(p) not in enc_ids]
+        head_lr = self.config.head_lr or self.config.lr
+        return torch.optim.Adam([{"params": enc, "lr": self.config.lr}, {"params": heads, "lr": head_lr}])
+
+    def fit(
+        self,
+        train: Sequence,
+        entity_names: dict[str, str],
+        epochs: int | None = None,
+        callback: Callable[[int, dict], None] | None = None,
+    ) -> list[dict]:
+        """Train on ``train`` (:class:`TaggedSentence` or ``(words, spans)``); returns per-epoch mean losses.
+
+        Samples are rebuilt (negatives redrawn) every epoch; sentence order is shuffled; a step is
+        ``batch_size`` sentences with all their samples. ``callback(epoch, stats)`` after each epoch.
+        """
+        sentences = [_as_tagged(s) for s in train]
+        types = {t for s in sentences for _, _, t, _ in s.spans}
+        unknown = types - set(self.entity_types)
+        if unknown:
+            raise ValueError(
+                f"mention types {sorted(unknown)} are not in the model's entity_types {self.entity_types}"
+            )
+        self.entity_names.update(entity_names)
+        self._entity_cache.clear()
+        rng = random.Random(self.config.seed)
+        optimizer = self.make_optimizer()
+        history = []
+        for epoch in range(epochs if epochs is not None else self.config.epochs):
+            self.train()
+            samples = build_samples(sentences, self.entity_names, self.config.n_negatives, rng)
+            by_sentence: dict[int, list[Sample]] = {}
+            for s in samples:
+                by_sentence.setdefault(s.sentence, []).append(s)
+            order = list(by_sentence)
+            rng.shuffle(order)
+            sums: dict[str, float] = {}
+            steps = 0
+            for lo in range(0, len(order), self.config.batch_size):
+                chosen = order[lo : lo + self.config.batch_size]
+                local = {g: k for k, g in enumerate(chosen)}
+                batch_samples = [
+                    Sample(local[s.sentence], s.concept, s.label, s.high_tags)
+                    for g in chosen
+                    for s in by_sentence[g]
+                ]
+                out = self.batch_loss([sentences[g] for g in chosen], batch_samples)
+                optimizer.zero_grad()
+                out["loss"].backward()
+                if self.config.grad_clip:
+                    nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
+                optimizer.step()
+                steps += 1
+                for k, v in out.items():
+                    if k != "loss":
+                        sums[k] = sums.get(k, 0.0) + v
+            stats = {k: v / max(steps, 1) for k, v in sums.items()} | {
+                "epoch": epoch,
+                "samples": len(samples),
+            }
+            history.append(stats)
+            if callback is not None:
+                callback(epoch, stats)
+        self._entity_cache.clear()
+        self.eval()
+        return history
+
+    # -- inference ----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict_tags(self, sentences: list[list[str]], batch_size: int = 32) -> list[list[str]]:
+        """Low-level BIO tags (with types) of each sentence."""
+        self.eval()
+        out = []
+        for lo in range(0, len(sentences), batch_size):
+            part = sentences[lo : lo + batch_size]
+            H, mask = self.encode_sentences(part)
+            best = self.low_logits(H).argmax(-1)
+            for k, words in enumerate(part):
+                out.append([self.low_tags[t] for t in best[k, : len(words)].tolist()])
+        return out
+
+    @torch.no_grad()
+    def score_pairs(self, words_list: list[list[str]], concepts: list[str], batch_size: int = 32) -> dict:
+        """Mid probability ``[M]`` and high-level tag probabilities (list of ``[n_words, 3]``) for
+        (sentence, concept) pairs; each distinct sentence is encoded once."""
+        self.eval()
+        names = [self._name_of(c) for c in concepts]
+        mids, highs = [], []
+        for lo in range(0, len(words_list), batch_size):
+            part = words_list[lo : lo + batch_size]
+            keys = [tuple(w) for w in part]
+            distinct = list(dict.fromkeys(keys))
+            H, mask = self.encode_sentences([list(k) for k in distinct])
+            where = {k: i for i, k in enumerate(distinct)}
+            idx = torch.tensor([where[k] for k in keys], device=self.device)
+            out = self.pair_heads(H[idx], mask[idx], self.encode_entities(names[lo : lo + batch_size]))
+            mids.append(torch.sigmoid(out["mid_logit"]).cpu())
+            probs = torch.softmax(out["high_logits"], -1).cpu()
+            highs.extend(probs[k, : len(w)] for k, w in enumerate(part))
+        mid = torch.cat(mids) if mids else torch.zeros(0)
+        return {"mid": mid, "high": highs}
+
+    def _name_of(self, concept: str) -> str:
+        try:
+            return self.entity_names[concept]
+        except KeyError:
+            raise KeyError(f"concept {concept!r} has no name in model.entity_names") from None
+
+    @torch.no_grad()
+    def annotate(
+        self,
+        sentences: list[list[str]],
+        candidates_per_mention,
+        k: int = 10,
+        batch_size: int = 32,
+    ) -> list[list[PredictedMention]]:
+        """Find and normalize the mentions of raw word sequences.
+
+        ``candidates_per_mention``: a :class:`~mernlib.candidates.CandidateGenerator` (its ``top_k``
+        with ``k``), or a callable ``mention_text -> [concept_id | (concept_id, score), ...]``.
+        Candidate concept strings are split into IDs; IDs without a name in ``entity_names`` are
+        skipped. A mention without candidates gets concept ``''``. See the module docstring for the score.
+        """
+        tags = self.predict_tags(sentences, batch_size)
+        found = [[(i, j, t) for i, j, t in _decode_bio(ts)] for ts in tags]
+        texts = [" ".join(sentences[s][i:j]) for s, spans in enumerate(found) for i, j, _ in spans]
+        if hasattr(candidates_per_mention, "top_k_batch"):
+            raw = candidates_per_mention.top_k_batch(texts, k)
+        else:
+            raw = [list(candidates_per_mention(t))[:k] for t in texts]
+        cand_lists = []
+        for cands in raw:
+            ids: list[str] = []
+            for c in cands:
+                cid = c[0] if isinstance(c, tuple) else c
+                for one in split_concept(cid):
+                    if one in self.entity_names and one not in ids:
+                        ids.append(one)
+            cand_lists.append(ids)
+        # every (sentence, candidate) pair once, scored with the mid and high levels
+        pair_keys: list[tuple[int, str]] = []
+        flat = 0
+        mention_cands = []
+        for s, spans in enumerate(found):
+            for _ in spans:
+                mention_cands.append((s, cand_lists[flat]))
+                for cid in cand_lists[flat]:
+                    pair_keys.append((s, cid))
+                flat += 1
+        pair_keys = list(dict.fromkeys(pair_keys))
+        scored = self.score_pairs([sentences[s] for s, _ in pair_keys], [c for _, c in pair_keys], batch_size)
+        pair_pos = {key: n for n, key in enumerate(pair_keys)}
+        results: list[list[PredictedMention]] = []
+        flat = 0
+        for s, spans in enumerate(found):
+            row = []
+            for i, j, typ in spans:
+                _, ids = mention_cands[flat]
+                flat += 1
+                scores = []
+                for cid in ids:
+                    n = pair_pos[(s, cid)]
+                    scores.append((cid, self._combine(float(scored["mid"][n]), scored["high"][n], i, j)))
+                scores.sort(key=lambda cs: -cs[1])  # stable: ties keep the candidate order
+                best = scores[0] if scores else ("", 0.0)
+                row.append(PredictedMention(i, j, typ, best[0], best[1], scores))
+            results.append(row)
+        return results
+
+    def _combine(self, p_mid: float, high_probs: torch.Tensor, i: int, j: int) -> float:
+        """``score = p_mid * s_high`` with ``s_high = mean_k P_high(gold tag_k)`` over the span ``[i, j)``."""
+        tag = torch.full((j - i,), HIGH_TAGS.index("I"), dtype=torch.long)
+        tag[0] = HIGH_TAGS.index("B")
+        s_high = float(high_probs[i:j].gather(1, tag.unsqueeze(1)).mean())
+        if not self.config.use_high:
+            return p_mid
+        if not self.config.use_mid:
+            return s_high
+        return p_mid * s_high
+
+    # -- persistence --------------------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` (config, types, entity names), ``encoder/`` (transformer + tokenizer,
+        fine-tuned) and ``heads.pt`` (the task layers) to ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": FORMAT_VERSION,
+            "model": "E2EMERN",
+            "config": asdict(self.config),
+            "encoder_name": encoder_name(self.config.encoder),
+            "entity_types": self.entity_types,
+            "entity_names": self.entity_names,
+        }
+        (directory / "config.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        self.encoder.transformer.save_pretrained(directory / "encoder")
+        self.encoder.tokenizer.save_pretrained(directory / "encoder")
+        heads = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+        torch.save(heads, directory / "heads.pt")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, map_location="cpu") -> E2EMERN:
+        """The model written by :meth:`save` (local files only), in eval mode."""
+        directory = Path(directory)
+        meta = json.loads((directory / "config.json").read_text())
+        known = {f.name for f in fields(E2EMERNConfig)}
+        config = E2EMERNConfig(**{k: v for k, v in meta["config"].items() if k in known})
+        model, tokenizer = load_encoder(directory / "encoder")
+        encoder = WordEncoder(model, tokenizer, config.max_length, config.stride)
+        self = cls(config, meta["entity_types"], encoder, meta["entity_names"])
+        missing, unexpected = self.load_state_dict(
+            torch.load(directory / "heads.pt", map_location=map_location), strict=False
+        )
+        bad = [k for k in missing if not k.startswith("encoder.")] + list(unexpected)
+        if bad:
+            raise ValueError(f"{directory / 'heads.pt'} does not match the model: {bad}")
+        return self.to(map_location).eval()
+
+
+# --------------------------------------------------------------------------------------------------
+# The paper's evaluation protocol
+# --------------------------------------------------------------------------------------------------
+
+
+def paper_protocol_pairs(
+    sentences: Sequence, entity_names: dict[str, str], n_negatives: int = 1, seed: int = 13
+) -> list[tuple[list[str], str, int]]:
+    """``(words, concept_id, label)`` pairs as in the paper's evaluation: every gold ID of every test
+    sentence (label 1) plus ``n_negatives`` sampled concepts it does not mention (label 0)."""
+    tagged = [_as_tagged(s) for s in sentences]
+    samples = build_samples(tagged, entity_names, n_negatives, random.Random(seed))
+    return [(tagged[s.sentence].words, s.concept, s.label) for s in samples if s.concept is not None]
+
+
+def binary_prf(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
+    """Per-class precision, recall, F1 and support for classes 0 and 1, their support-weighted
+    averages (as scikit-learn's ``average='weighted'``: weights are the true supports; 0/0 counts as 0)
+    and the accuracy."""
+    if len(y_true) != len(y_pred):
+        raise ValueError("y_true and y_pred differ in length")
+    out: dict = {}
+    total = len(y_true)
+    for c in (0, 1):
+        tp = sum(1 for t, p in zip(y_true, y_pred, strict=True) if t == c and p == c)
+        n_pred = sum(1 for p in y_pred if p == c)
+        support = sum(1 for t in y_true if t == c)
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[c] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    for metric in ("precision", "recall", "f1"):
+        out[f"weighted_{metric}"] = (
+            sum(out[c][metric] * out[c]["support"] for c in (0, 1)) / total if total else 0.0
+        )
+    out["accuracy"] = sum(1 for t, p in zip(y_true, y_pred, strict=True) if t == p) / total if total else 0.0
+    return out
+
+
+def weighted_f1(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    """Support-weighted F1 over the classes 0 and 1 (scikit-learn's ``f1_score(average='weighted')``)."""
+    return binary_prf(y_true, y_pred)["weighted_f1"]
+
+
+def paper_protocol_scores(
+    model: E2EMERN, pairs: Sequence[tuple[list[str], str, int]], threshold: float = 0.5
+) -> dict:
+    """Classify each (sentence, concept) pair and score with weighted binary F1 (the paper's MEN number).
+
+    The decision is the mid level's ``y_m > threshold``; with ``use_mid=False`` it is the high level's
+    ``max_i (1 - P(O at i)) > threshold`` (the entity is tagged somewhere). Note that this protocol
+    never asks the model to find mentions nor to choose among candidates; compare with
+    :meth:`E2EMERN.annotate` scored by :mod:`mernlib.metrics`.
+    """
+    if not pairs:
+        raise ValueError("no pairs to score")
+    scored = model.score_pairs([list(w) for w, _, _ in pairs], [c for _, c, _ in pairs])
+    if model.config.use_mid:
+        probs = scored["mid"].tolist()
+    else:
+        probs = [float((1 - h[:, 0]).max()) if len(h) else 0.0 for h in scored["high"]]
+    y_pred = [int(p > threshold) for p in probs]
+    y_true = [int(lbl) for _, _, lbl in pairs]
+    result = binary_prf(y_true, y_pred)
+    result["n_pairs"] = len(pairs)
+    result["threshold"] = threshold
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Bridges to the kit's documents
+# --------------------------------------------------------------------------------------------------
+
+
+def sentences_from_documents(documents, types=None) -> list[TaggedSentence]:
+    """:class:`TaggedSentence` objects from :class:`~mernlib.corpus.Document` objects, using the
+    kit's tokenizer (every gold mention becomes a word span)."""
+    from ..tags import mention_spans
+    from ..tokenize import tokenize_document
+
+    out = []
+    for doc in documents:
+        for sentence in tokenize_document(doc):
+            inside = [m for m in doc.mentions if sentence.start <= m.start and m.end <= sentence.end]
+            if types is not None:
+                inside = [m for m in inside if m.type in types]
+            # mention_spans keeps the order of `inside` (all of them lie in the sentence)
+            spans = [
+                (i, j, m.type, m.concept)
+                for (i, j, _), m in zip(mention_spans(sentence, inside, "type"), inside, strict=True)
+            ]
+            out.append(TaggedSentence([t.text for t in sentence.tokens], spans))
+    return out
