@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .corpus import Document, Mention
-from .tokenize import Sentence
+from .tokenize import Sentence, tokenize_document
 
 OUTSIDE = "O"
 
@@ -261,3 +262,59 @@ def decode_mentions(
         votes = Counter(label for label in labels[i:j] if label is not None)
         m.concept = votes.most_common(1)[0][0] if votes else ""
     return mentions
+
+
+# --------------------------------------------------------------------------------------------------
+# Documents <-> labeled sentences: the bridge every model of the kit trains and predicts through
+
+
+@dataclass
+class LabeledSentence:
+    """One tokenized sentence of a document with its gold mentions.
+
+    Models see ``words`` and the tag sequences; predictions come back through :meth:`decode`, which
+    gives mentions with document offsets, and :func:`predicted_documents` assembles them into documents
+    that the metrics and the PubTator writer take.
+    """
+
+    document: Document
+    sentence: Sentence
+    mentions: list[Mention]
+
+    @property
+    def words(self) -> list[str]:
+        return [t.text for t in self.sentence.tokens]
+
+    def ner_tags(self, scheme: str = "BIO", types=None) -> list[str]:
+        return ner_tags(self.sentence, self.mentions, scheme, types=types)
+
+    def concept_tags(self, scheme: str = "BIO", types=None) -> list[str]:
+        return concept_tags(self.sentence, self.mentions, scheme, types=types)
+
+    def decode(self, ner_tags=None, concept_tags=None, **kwargs) -> list[Mention]:
+        return decode_mentions(self.sentence, self.document.text, ner_tags, concept_tags, **kwargs)
+
+
+def labeled_sentences(documents) -> list[LabeledSentence]:
+    """Every sentence of ``documents``, tokenized so that each gold mention is a token span."""
+    out = []
+    for doc in documents:
+        for sentence in tokenize_document(doc):
+            out.append(LabeledSentence(doc, sentence, sentence_mentions(sentence, doc)))
+    return out
+
+
+def predicted_documents(labeled: list[LabeledSentence], mentions_per_sentence) -> list[Document]:
+    """Copies of the documents of ``labeled`` (in order of first appearance) holding the predicted mentions.
+
+    ``mentions_per_sentence[k]`` are the predictions for ``labeled[k]``. Relations are not copied: a
+    prediction file holds mentions only.
+    """
+    by_doc: dict[int, Document] = {}
+    for item, predicted in zip(labeled, mentions_per_sentence, strict=True):
+        key = id(item.document)
+        if key not in by_doc:
+            d = item.document
+            by_doc[key] = Document(d.pmid, d.title, d.abstract, [], [], d.source, d.index)
+        by_doc[key].mentions.extend(predicted)
+    return list(by_doc.values())

@@ -239,3 +239,21 @@ def test_real_round_trip(real_corpora, name):
                 s, doc.text, ner_tags(s, ms, types={"Disease"}), concept_tags(s, ms, types={"Disease"})
             )
         assert sorted(m.key() for m in got) == sorted(m.key() for m in doc.mentions if m.type == "Disease")
+
+
+def test_labeled_sentences_round_trip_through_predicted_documents():
+    from mernlib.data import load_corpus
+    from mernlib.metrics import evaluate_documents
+    from mernlib.tags import labeled_sentences, predicted_documents
+
+    gold = load_corpus("sample", "dev")
+    labeled = labeled_sentences(gold)
+    assert sum(len(x.mentions) for x in labeled) == sum(len(d.mentions) for d in gold)
+    decoded = [x.decode(x.ner_tags("IOBES"), x.concept_tags(), scheme="IOBES", concept_scheme="BIO") for x in labeled]
+    predicted = predicted_documents(labeled, decoded)
+    assert [d.uid for d in predicted] == [d.uid for d in gold]
+    scores = evaluate_documents(gold, predicted)["protocols"]
+    assert all(s["f1"] == 1.0 for s in scores.values()), scores
+    # Disease-only concept tags (Zhao et al. normalize diseases only in BC5CDR) leave chemicals untagged.
+    chem = next(x for x in labeled if any(m.type == "Chemical" for m in x.mentions))
+    assert chem.concept_tags(types={"Disease"}) != chem.concept_tags()

@@ -713,21 +713,17 @@ def paper_protocol_scores(
 
 
 def sentences_from_documents(documents, types=None) -> list[TaggedSentence]:
-    """:class:`TaggedSentence` objects from :class:`~mernlib.corpus.Document` objects, using the
-    kit's tokenizer (every gold mention becomes a word span)."""
-    from ..tags import mention_spans
-    from ..tokenize import tokenize_document
+    """:class:`TaggedSentence` objects from :class:`~mernlib.corpus.Document` objects, through the kit's
+    data layer (:func:`mernlib.tags.labeled_sentences`: every gold mention becomes a word span)."""
+    from ..tags import labeled_sentences, mention_spans
 
     out = []
-    for doc in documents:
-        for sentence in tokenize_document(doc):
-            inside = [m for m in doc.mentions if sentence.start <= m.start and m.end <= sentence.end]
-            if types is not None:
-                inside = [m for m in inside if m.type in types]
-            # mention_spans keeps the order of `inside` (all of them lie in the sentence)
-            spans = [
-                (i, j, m.type, m.concept)
-                for (i, j, _), m in zip(mention_spans(sentence, inside, "type"), inside, strict=True)
-            ]
-            out.append(TaggedSentence([t.text for t in sentence.tokens], spans))
+    for item in labeled_sentences(documents):
+        inside = [m for m in item.mentions if types is None or m.type in types]
+        # mention_spans keeps the order of `inside` (all of them lie in the sentence)
+        spans = [
+            (i, j, m.type, m.concept)
+            for (i, j, _), m in zip(mention_spans(item.sentence, inside, "type"), inside, strict=True)
+        ]
+        out.append(TaggedSentence(item.words, spans))
     return out
