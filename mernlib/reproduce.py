@@ -1,8 +1,9 @@
 """``python -m mernlib reproduce EXPERIMENT``: full-scale runs on the real corpora, written to ``results/``.
 
-Each experiment is a function ``(corpora, data_dir, seed, results_dir) -> list of written paths`` and
-stores its numbers with :func:`mernlib.report.run_record` (command, seed, scale, wall time, commit).
-The model issues add their experiments (``mtl``, ``e2emern``, ``hst``) to :data:`EXPERIMENTS`.
+Each experiment is a function ``(corpora, data_dir, seed, results_dir, scale, only) -> list of written
+paths`` that stores its numbers with :func:`mernlib.report.run_record` (command, seed, scale, encoder,
+wall time, commit). The models' experiments live in :mod:`mernlib.experiments` and are imported only
+when asked for, so ``reproduce data`` does not load torch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from .report import run_record, write_json
 
 
-def reproduce_data(corpora=None, data_dir=None, seed=13, results_dir=Path("results")) -> list[Path]:
+def reproduce_data(corpora=None, data_dir=None, seed=13, results_dir=Path("results"), scale="full", only=None) -> list[Path]:
     """Table 1 of the papers (articles, mentions by type, concepts) and the tokenization check, per split."""
     from .cli import corpus_statistics
 
@@ -36,10 +37,26 @@ def reproduce_data(corpora=None, data_dir=None, seed=13, results_dir=Path("resul
     return written
 
 
-EXPERIMENTS = {"data": reproduce_data}
+EXPERIMENTS = {
+    "data": reproduce_data,
+    "mtl": "mernlib.experiments.mtl:reproduce",  # Zhao et al. (AAAI 2019), Table 2
+    "e2emern": "mernlib.experiments.e2emern:reproduce",  # Zhou et al. (ACL 2021)
+    "hst": "mernlib.experiments.hst:reproduce",  # Chai et al. (BMC Bioinformatics 2022)
+}
 
 
-def reproduce(experiment: str, corpora=None, data_dir=None, seed=13, results_dir=Path("results")) -> list[Path]:
+def _experiment(name: str):
+    target = EXPERIMENTS[name]
+    if callable(target):
+        return target
+    import importlib
+
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def reproduce(experiment: str, corpora=None, data_dir=None, seed=13, results_dir=Path("results"),
+              scale: str | None = None, only=None) -> list[Path]:
     if experiment == "all":
         names = list(EXPERIMENTS)
     elif experiment in EXPERIMENTS:
@@ -48,5 +65,7 @@ def reproduce(experiment: str, corpora=None, data_dir=None, seed=13, results_dir
         raise ValueError(f"unknown experiment {experiment!r}: choose 'all' or one of {sorted(EXPERIMENTS)}")
     written = []
     for name in names:
-        written += EXPERIMENTS[name](corpora=corpora, data_dir=data_dir, seed=seed, results_dir=results_dir)
+        kwargs = {"scale": scale} if scale else {}
+        written += _experiment(name)(corpora=corpora, data_dir=data_dir, seed=seed, results_dir=results_dir,
+                                     only=only, **kwargs)
     return written
