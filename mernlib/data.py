@@ -80,3 +80,52 @@ def load_corpus_entity_base(name: str = "sample", data_dir: str | Path | None = 
         except DataNotFoundError as error:
             warnings.warn(f"entity base without {part} names: {str(error).splitlines()[0]}", stacklevel=2)
     return base
+
+
+# Crichton et al.'s IOB versions of the two PubTator corpora hold the same abstracts (test splits included).
+_SAME_TEXT_AS = {"ncbi-disease": ("NCBI-disease",), "bc5cdr": ("BC5CDR-chem", "BC5CDR-disease")}
+
+
+def embedding_training_text(corpus: str = "sample", data_dir: str | Path | None = None,
+                            extra_iob: bool = True) -> tuple[list[list[str]], list[str]]:
+    """Tokenized sentences to train word vectors on, and a list saying where they came from.
+
+    Never a test split of a corpus the kit evaluates on: for the sample, its train and dev splits; for the
+    real corpora, the train and dev splits of *both* NCBI-disease and BC5CDR, plus (``extra_iob``) the
+    train and devel splits of every other dataset of the Crichton et al. collection that is present
+    (its NCBI-disease and BC5CDR files are the same abstracts, test included, so they are left out).
+    This is far less text than the PubMed-scale corpora of published word vectors: expect weaker
+    vectors and say so next to any result that uses them.
+    """
+    from .tokenize import tokenize_document
+
+    def sentences_of(documents):
+        return [[t.text for t in s.tokens] for d in documents for s in tokenize_document(d)]
+
+    if corpus == "sample":
+        by_split = load_corpus("sample")
+        return sentences_of(by_split["train"] + by_split["dev"]), ["sample train", "sample dev"]
+    from .conll import read_iob
+    from .errors import DataNotFoundError
+    from .registry import DATASETS, locate
+
+    sentences, sources = [], []
+    for name in PUBTATOR_CORPORA:
+        for split in ("train", "dev"):
+            sentences += sentences_of(load_corpus(name, split, data_dir))
+            sources.append(f"{name} {split}")
+    if extra_iob:
+        excluded = {n for names in _SAME_TEXT_AS.values() for n in names}
+        for dataset in DATASETS.values():
+            if dataset.task != "iob" or dataset.name in excluded:
+                continue
+            for split in ("train", "devel"):
+                if split not in dataset.files or dataset.files[split].sha256 is None:
+                    continue  # absent here (BC4CHEMD, JNLPBA train): the registry says so elsewhere
+                try:
+                    path = locate(dataset.name, split, data_dir=data_dir, download=False)
+                except DataNotFoundError:
+                    continue
+                sentences += [s.tokens for s in read_iob(path)]
+                sources.append(f"{dataset.name} {split}")
+    return sentences, sources
