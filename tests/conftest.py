@@ -2,11 +2,16 @@
 reason printed) when ``MERNLIB_DATA`` does not point at a folder holding them."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Caches written during the tests (word vectors, the regenerated sample) go to a fresh folder, not to the
+# user's ~/.cache/mernlib; notebook kernels started by the tests inherit it.
+os.environ.setdefault("MERNLIB_CACHE", tempfile.mkdtemp(prefix="mernlib-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,387 @@
+"""Zhao et al. (AAAI 2019): the rows of Table 2, trained and scored the same way in notebooks and in
+``python -m mernlib reproduce mtl``.
+
+The pieces (used by notebooks 02-04 and by :func:`reproduce`):
+
+* :func:`prepare` -- a corpus as labeled sentences with MER tags (BIO entity types) and MEN tags (BIO +
+  concept). For BC5CDR the paper normalizes disease mentions only (``men_types={"Disease"}``); pass
+  ``men_types=None`` to normalize chemicals too.
+* :func:`word_vectors` -- word2vec (50-d) trained in the kit with gensim on text that holds no test split
+  of an evaluated corpus (:func:`mernlib.data.embedding_training_text`), cached on disk.
+* :func:`train_row` -- one row of Table 2 (a pipeline of single-task taggers, or a multi-task model with
+  or without feedback), trained with :func:`mernlib.train.fit` and selected on dev.
+* :func:`evaluate` -- MER and MEN scores of a trained row under two labelled protocols:
+
+  - **paper protocol** (Zhao et al.): MER F1 = exact span and type from the MER tags; MEN F1 = exact
+    span and concept from the MEN tags alone (each task's own output, scored separately);
+  - **standard protocol** (the kit's): one end-to-end output -- spans and types from the MER tags, each
+    span's concept voted by the MEN tags -- scored with :func:`mernlib.metrics.evaluate_documents`
+    (``ner-mention-strict``, ``men-mention``, ``men-document``), which is what
+    ``python -m mernlib evaluate`` recomputes from the written PubTator predictions.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..corpus import Document
+from ..tags import LabeledSentence, labeled_sentences, predicted_documents
+
+ROWS = {
+    # name: (paper's row, config overrides); "pipeline" rows train one single-task tagger per task.
+    "bilstm": ("Bi-LSTM (pipeline)", {"pipeline": True, "use_chars": False, "decoder": "softmax"}),
+    "bilstm-crf": ("Bi-LSTM-CRF (pipeline)", {"pipeline": True, "use_chars": False, "decoder": "crf"}),
+    "bilstm-cnns": ("Bi-LSTM-CNNs (pipeline)", {"pipeline": True, "use_chars": True, "decoder": "softmax"}),
+    "bilstm-cnns-crf": ("Bi-LSTM-CNNs-CRF (pipeline)", {"pipeline": True}),
+    "mtl": ("MTL + Bi-LSTM-CNNs-CRF", {"feedback": "none"}),
+    "mtl-men-feedback": ("MTL-MEN_feedback + Bi-LSTM-CNNs-CRF", {"feedback": "men"}),
+    "mtl-mer-feedback": ("MTL-MER_feedback + Bi-LSTM-CNNs-CRF", {"feedback": "mer"}),
+    "mtl-both-feedback": ("MTL-MEN&MER_feedback + Bi-LSTM-CNNs-CRF", {"feedback": "both"}),
+}
+HEADLINE_ROW = "mtl-both-feedback"
+DEFAULT_ROWS = ("bilstm-cnns-crf", "mtl", "mtl-both-feedback")
+PAPER_MEN_TYPES = {"ncbi-disease": None, "bc5cdr": {"Disease"}}
+
+
+@dataclass
+class MTLData:
+    """A corpus as the taggers see it: per split the documents, labeled sentences, words and tags."""
+
+    corpus: str
+    documents: dict[str, list[Document]]
+    sentences: dict[str, list[LabeledSentence]]
+    men_types: set | None
+    words: dict[str, list[list[str]]] = field(default_factory=dict)
+    tags: dict[str, dict[str, list[list[str]]]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for split, items in self.sentences.items():
+            self.words[split] = [x.words for x in items]
+            self.tags[split] = {
+                "mer": [x.ner_tags() for x in items],
+                "men": [x.concept_tags(types=self.men_types) for x in items],
+            }
+
+    @property
+    def men_type(self) -> str:
+        """The type given to mentions decoded from MEN tags alone (paper protocol)."""
+        return next(iter(self.men_types)) if self.men_types and len(self.men_types) == 1 else "Disease"
+
+
+def prepare(corpus: str = "sample", data_dir=None, men_types="paper", max_sentences: int | None = None) -> MTLData:
+    """Load ``corpus`` and tag every sentence for both tasks.
+
+    ``men_types="paper"`` follows the paper (BC5CDR: diseases only); ``None`` normalizes every type.
+    ``max_sentences`` caps each split (for smoke runs), keeping whole documents in order.
+    """
+    from ..data import load_corpus
+
+    if men_types == "paper":
+        men_types = PAPER_MEN_TYPES.get(corpus)
+    documents = load_corpus(corpus, data_dir=data_dir)
+    sentences = {}
+    for split, docs in documents.items():
+        items = labeled_sentences(docs)
+        if max_sentences is not None and len(items) > max_sentences:
+            keep = {id(x.document) for x in items[:max_sentences]}
+            documents[split] = [d for d in docs if id(d) in keep]
+            items = [x for x in items if id(x.document) in keep]
+        sentences[split] = items
+    return MTLData(corpus, documents, sentences, set(men_types) if men_types else None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Word vectors
+
+
+def word_vectors(corpus: str = "sample", data_dir=None, dim: int = 50, seed: int = 13, epochs: int = 5):
+    """word2vec vectors trained in the kit (gensim, CBOW, ``workers=1`` for determinism), cached.
+
+    The training text never holds a test split of a corpus the kit evaluates on
+    (:func:`mernlib.data.embedding_training_text`). Returns ``(KeyedVectors, info)``.
+    """
+    from gensim.models import KeyedVectors
+
+    from ..data import embedding_training_text
+    from ..embeddings import train_word2vec
+
+    kind = "sample" if corpus == "sample" else "real"
+    key = hashlib.sha256(json.dumps([kind, dim, seed, epochs, 1]).encode()).hexdigest()[:12]
+    cache = Path(os.environ.get("MERNLIB_CACHE", Path.home() / ".cache" / "mernlib")) / "word2vec"
+    path = cache / f"{kind}-{dim}d-{key}.kv"
+    info_path = path.with_suffix(".json")
+    if path.exists() and info_path.exists():
+        return KeyedVectors.load(str(path)), json.loads(info_path.read_text())
+    started = time.time()
+    sentences, sources = embedding_training_text(corpus, data_dir)
+    vectors = train_word2vec(sentences, dim=dim, seed=seed, epochs=epochs, workers=1)
+    info = {
+        "method": f"word2vec CBOW {dim}-d, window 5, min_count 1, {epochs} epochs, seed {seed} (gensim)",
+        "sentences": len(sentences),
+        "tokens": sum(len(s) for s in sentences),
+        "vocabulary": len(vectors.key_to_index),
+        "sources": sources,
+        "seconds": round(time.time() - started, 1),
+    }
+    cache.mkdir(parents=True, exist_ok=True)
+    vectors.save(str(path))
+    info_path.write_text(json.dumps(info, indent=2))
+    return vectors, info
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class TrainedRow:
+    """A trained row: one multi-task model, or one single-task model per task (pipeline)."""
+
+    row: str
+    models: dict  # task -> MultiTaskTagger (the same object for both tasks of a multi-task row)
+    histories: dict  # task or "mtl" -> FitResult.history
+    seconds: float
+
+    def predict_tags(self, words: list[list[str]]) -> dict[str, list[list[str]]]:
+        out = {}
+        for model in {id(m): m for m in self.models.values()}.values():
+            out.update(model.predict_tags(words))
+        return out
+
+
+def row_config(row: str, base=None, **overrides):
+    """The :class:`~mernlib.models.mtl_feedback.MTLConfig` of a Table 2 row (pipeline rows: the MER one)."""
+    from ..models.mtl_feedback import get_default_config
+
+    _, settings = ROWS[row]
+    settings = {k: v for k, v in settings.items() if k != "pipeline"}
+    config = base or get_default_config()
+    return replace(config, **{**settings, **overrides})
+
+
+def train_row(row: str, data: MTLData, config=None, vectors=None, progress: bool = True) -> TrainedRow:
+    """Train one row of Table 2 on ``data['train']``, selecting the epoch on dev.
+
+    Dev score (for selection): the mean of the paper-protocol MER and MEN F1 of the tasks the model has.
+    """
+    from ..models.mtl_feedback import MultiTaskTagger
+    from ..train import fit
+
+    started = time.time()
+    pipeline = ROWS[row][1].get("pipeline", False)
+    config = row_config(row, config)
+    words = data.words["train"]
+    dev_words = data.words["dev"]
+    task_sets = [("mer",), ("men",)] if pipeline else [("mer", "men")]
+    models, histories = {}, {}
+    for tasks in task_sets:
+        cfg = replace(config, tasks=tasks, feedback="none" if pipeline else config.feedback)
+        model = MultiTaskTagger.build(cfg, words, {t: data.tags["train"][t] for t in tasks},
+                                      keyed_vectors=vectors, extra_words=_vector_words(vectors, data))
+        train_data = {
+            t: (lambda g, t=t, m=model: m.make_batches(words, {t: data.tags["train"][t]}, shuffle=True, generator=g))
+            for t in tasks
+        }
+
+        def dev_score(m, tasks=tasks):
+            tags = m.predict_tags(dev_words)
+            scores = paper_protocol(data, "dev", tags)
+            return sum(scores[t]["f1"] for t in tasks) / len(tasks)
+
+        result = fit(model, train_data, cfg, dev_eval_fn=dev_score, progress=progress)
+        for t in tasks:
+            models[t] = model
+        histories["+".join(tasks)] = result.history
+    return TrainedRow(row, models, histories, time.time() - started)
+
+
+def _vector_words(vectors, data: MTLData) -> list[str]:
+    """Words of dev/test that have a pretrained vector: they get their own embedding row instead of
+    UNK (the usual practice; their vectors come from unlabeled text, never from test labels)."""
+    if vectors is None:
+        return []
+    seen = {w for split in ("dev", "test") for s in data.words.get(split, []) for w in s}
+    return sorted(w for w in seen if w in vectors.key_to_index or w.lower() in vectors.key_to_index)
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def decode_predictions(data: MTLData, split: str, tags: dict[str, list[list[str]]]):
+    """Predicted documents: the standard end-to-end output, and the MEN-tags-only output (paper)."""
+    items = data.sentences[split]
+    combined = None
+    if "mer" in tags:
+        men_tags = tags.get("men", [None] * len(items))
+        combined = [x.decode(ner_tags=mer, concept_tags=men)
+                    for x, mer, men in zip(items, tags["mer"], men_tags, strict=True)]
+    if combined is not None and data.men_types is not None:  # concepts only for the normalized types
+        for mentions in combined:
+            for m in mentions:
+                if m.type not in data.men_types:
+                    m.concept = ""
+    men_only = [x.decode(concept_tags=t, mention_type=data.men_type) for x, t in zip(items, tags["men"], strict=True)] \
+        if "men" in tags else None
+    return (predicted_documents(items, combined) if combined is not None else None,
+            predicted_documents(items, men_only) if men_only is not None else None)
+
+
+def paper_protocol(data: MTLData, split: str, tags: dict[str, list[list[str]]]) -> dict:
+    """MER F1 from the MER tags (span + type), MEN F1 from the MEN tags alone (span + concept IDs)."""
+    from ..metrics import men_mention_prf, ner_prf
+
+    gold = data.documents[split]
+    combined, men_only = decode_predictions(data, split, tags)
+    out = {}
+    if combined is not None:
+        out["mer"] = ner_prf(gold, combined).as_dict()
+    if men_only is not None:
+        out["men"] = men_mention_prf(gold, men_only, types=data.men_types).as_dict()
+    return out
+
+
+def evaluate(trained: TrainedRow, data: MTLData, split: str = "test") -> dict:
+    """Both protocols on ``split``, plus the boundary inconsistency between the MER and MEN outputs."""
+    from ..metrics import boundary_inconsistency, evaluate_documents, men_document_prf, men_mention_prf
+
+    tags = trained.predict_tags(data.words[split])
+    combined, men_only = decode_predictions(data, split, tags)
+    gold = data.documents[split]
+    standard = evaluate_documents(gold, combined)
+    if data.men_types is not None:  # normalization scored on the normalized types only
+        standard["protocols"]["men-mention"] = {**men_mention_prf(gold, combined, types=data.men_types).as_dict(),
+                                                "types": sorted(data.men_types)}
+        standard["protocols"]["men-document"] = {**men_document_prf(gold, combined, types=data.men_types).as_dict(),
+                                                 "types": sorted(data.men_types)}
+    mer_spans = [(d.uid, m.start, m.end) for d in combined for m in d.mentions
+                 if data.men_types is None or m.type in data.men_types]
+    men_spans = [(d.uid, m.start, m.end) for d in men_only for m in d.mentions]
+    return {
+        "paper_protocol": paper_protocol(data, split, tags),
+        "standard_protocol": standard["protocols"],
+        "boundary_inconsistency": boundary_inconsistency(mer_spans, men_spans),
+        "_predictions": {"combined": combined, "men_tags": men_only},
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Reproduction
+
+
+def reproduce(corpora=None, data_dir=None, seed=13, results_dir=Path("results"), scale="full", only=None,
+              epochs: int | None = None) -> list[Path]:
+    """Train the Table 2 rows on each corpus and write ``results/mtl/<corpus>.json`` (+ CSV, PubTator).
+
+    Results accumulate: running again with another ``--seed`` or ``--only`` row adds to the file, so the
+    spread over seeds of the headline row is computed from every seed run so far.
+    """
+    from .. import reference
+    from ..pubtator import write_pubtator
+    from ..report import run_record
+
+    paper = reference.load("zhao2019")
+    written = []
+    for corpus in corpora or ["ncbi-disease", "bc5cdr"]:
+        out_json = Path(results_dir) / "mtl" / f"{corpus}.json"
+        data = prepare(corpus, data_dir, max_sentences=None if scale == "full" else 400)
+        vectors, vector_info = word_vectors(corpus, data_dir, seed=seed)
+        for row in only or DEFAULT_ROWS:
+            started = time.time()
+            config = row_config(row, seed=seed, word_dim=vectors.vector_size,
+                                **({"epochs": epochs} if epochs else {}))
+            trained = train_row(row, data, config, vectors)
+            scores = evaluate(trained, data, "test")
+            predictions = scores.pop("_predictions")
+            stem = Path(results_dir) / "mtl" / corpus / f"{row}-seed{seed}"
+            write_pubtator(predictions["combined"], stem.with_suffix(".pubtator"))
+            write_pubtator(predictions["men_tags"], stem.with_name(stem.name + ".men-tags.pubtator"))
+            dev_best = {k: max((h["dev"] for h in hist if h["dev"] is not None), default=None)
+                        for k, hist in trained.histories.items()}
+            run = {
+                "row": row,
+                "paper_row": ROWS[row][0],
+                "seed": seed,
+                "test": scores,
+                "dev_best": dev_best,
+                "epochs_run": {k: len(h) for k, h in trained.histories.items()},
+                "best_epoch": {k: max(h, key=lambda e: e["dev"] or -1)["epoch"] for k, h in trained.histories.items()},
+                "history": trained.histories,
+                "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
+                "men_types": sorted(data.men_types) if data.men_types else "all",
+                "word_vectors": vector_info,
+                "predictions": {"combined": str(stem.with_suffix(".pubtator")),
+                                "men_tags": str(stem.with_name(stem.name + ".men-tags.pubtator"))},
+                "rescore": (f"python -m mernlib evaluate --gold <{corpus} test file> --pred {stem.with_suffix('.pubtator')}"
+                            + (f" --types {' '.join(sorted(data.men_types))}  (normalization scores)" if data.men_types else "")),
+                "provenance": run_record(seed=seed, scale=scale, encoder="Bi-LSTM-CNNs (word2vec 50-d trained in the kit)",
+                                         started=started),
+            }
+            written.append(_merge_run(out_json, f"{row}/seed{seed}", run, paper, corpus))
+    return written
+
+
+def _merge_run(out_json: Path, key: str, run: dict, paper: dict, corpus: str) -> Path:
+    """Add one run to the corpus's results file. Several rows may train at once in separate processes,
+    so the file is re-read and rewritten under a lock."""
+    import fcntl
+
+    from ..report import write_json
+
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_json.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = json.loads(out_json.read_text()) if out_json.exists() else {
+            "experiment": "mtl", "paper": paper["citation"], "corpus": corpus, "runs": {}}
+        result["runs"][key] = run
+        result["runs"] = dict(sorted(result["runs"].items()))
+        result["summary"] = summarize(result["runs"], paper.get(corpus, {}))
+        write_json(result, out_json)
+        _write_csv(result["summary"], out_json.with_suffix(".csv"))
+    return out_json
+
+
+def summarize(runs: dict, paper_rows: dict) -> list[dict]:
+    """One line per row: mean over seeds (and the spread), the paper's value beside ours."""
+    import statistics
+
+    by_row: dict[str, list[dict]] = {}
+    for run in runs.values():
+        by_row.setdefault(run["row"], []).append(run)
+    lines = []
+    for row, row_runs in by_row.items():
+        def values(get, row_runs=row_runs):
+            return [get(r["test"]) for r in row_runs]
+
+        metrics = {
+            "mer_f1_paper_protocol": values(lambda t: t["paper_protocol"]["mer"]["f1"]),
+            "men_f1_paper_protocol": values(lambda t: t["paper_protocol"]["men"]["f1"]),
+            "ner_f1_standard": values(lambda t: t["standard_protocol"]["ner-mention-strict"]["f1"]),
+            "men_mention_f1_standard": values(lambda t: t["standard_protocol"]["men-mention"]["f1"]),
+            "men_document_f1_standard": values(lambda t: t["standard_protocol"]["men-document"]["f1"]),
+        }
+        line = {"row": row, "paper_row": ROWS[row][0], "seeds": [r["seed"] for r in row_runs]}
+        for name, vals in metrics.items():
+            line[name] = round(statistics.mean(vals), 4)
+            if len(vals) > 1:
+                line[name + "_sd"] = round(statistics.stdev(vals), 4)
+        published = paper_rows.get(ROWS[row][0], {})
+        line["paper_mer_f1"] = published.get("mer_f1")
+        line["paper_men_f1"] = published.get("men_f1")
+        lines.append(line)
+    return lines
+
+
+def _write_csv(lines: list[dict], path: Path) -> None:
+    keys = list(dict.fromkeys(k for line in lines for k in line))
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        for line in lines:
+            writer.writerow({k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in line.items()})

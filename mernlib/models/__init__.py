@@ -1,0 +1,32 @@
+"""Neural models of the kit.
+
+* :mod:`mernlib.models.crf` -- a linear-chain CRF output layer (forward algorithm, Viterbi).
+* :mod:`mernlib.models.mtl_feedback` -- the multi-task MER + MEN tagger with explicit feedback
+  (Zhao et al., AAAI 2019) and its single-task Bi-LSTM(-CNNs)(-CRF) baselines.
+"""
+
+from mernlib.models.crf import CRF
+from mernlib.models.mtl_feedback import (
+    VARIANTS,
+    BiLSTMEncoder,
+    CharCNN,
+    Feedback,
+    MTLConfig,
+    MultiTaskTagger,
+    TaskHead,
+    WordRepresentation,
+    get_default_config,
+)
+
+__all__ = [
+    "CRF",
+    "VARIANTS",
+    "BiLSTMEncoder",
+    "CharCNN",
+    "Feedback",
+    "MTLConfig",
+    "MultiTaskTagger",
+    "TaskHead",
+    "WordRepresentation",
+    "get_default_config",
+]

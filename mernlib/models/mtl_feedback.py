@@ -1,0 +1,486 @@
+"""Multi-task MER + MEN tagging with explicit feedback (Zhao, Liu, Zhao & Wang, AAAI 2019).
+
+Both tasks are cast as sequence labelling over the same tokens: MER predicts BIO entity tags
+(``B-Disease``), MEN predicts BIO *concept* tags (``B-D003924``; a composite concept
+``B-D014786|D006311`` is one label). The network, bottom to top (one small module each)::
+
+    words + chars ──> WordRepresentation  x_i = [w_i ; CNN(c_i)]               (word ⊕ char CNN)
+                 ──> BiLSTMEncoder       v_i = [h→_i ; h←_i]                  (k layers, shared)
+                 ──> Feedback (optional) v_task = v ∘ (v + y_other U)           (∘ = concatenation)
+                 ──> TaskHead            P = v_task W + b;  softmax or CRF     (one per task)
+
+Paper variants (``config.feedback``), read from the equations: ``v_MER = v ∘ (v + y_MEN U)`` feeds
+*MEN's output* into the *MER* head, so
+
+==============  =========================  ==========================================
+``feedback``    paper row                  who receives what
+==============  =========================  ==========================================
+``"none"``      MTL                        no feedback, heads read v directly
+``"men"``       MTL-MEN_feedback           MER reads v ∘ (v + y_MEN U)  (MEN -> MER)
+``"mer"``       MTL-MER_feedback           MEN reads v ∘ (v + y_MER U') (MER -> MEN)
+``"both"``      MTL-MEN&MER_feedback       both of the above
+==============  =========================  ==========================================
+
+i.e. the name says whose output is fed back. With one task (``tasks=("mer",)`` or ``("men",)``) the
+same class is the pipeline baseline: ``use_chars`` and ``decoder`` give Bi-LSTM, Bi-LSTM-CRF,
+Bi-LSTM-CNNs and Bi-LSTM-CNNs-CRF (``config.name`` prints the row).
+
+The feedback loop ("both") is circular -- MER needs MEN's output and vice versa -- and the paper
+starts it with a uniform feedback. We implement it as rounds: in round 0 a receiving head reads
+``y = 1/|L_other|`` for every tag; in round r > 0 it reads the other head's round r-1 output.
+Losses and predictions use round ``config.feedback_rounds`` (default 1). A head that receives no
+feedback is computed once and its output is used directly (so "men" needs no uniform round).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mernlib.models.crf import CRF
+from mernlib.vocab import PAD, Batch, CharVocab, TagVocab, Vocab, encode_batch, length_bucketed_batches
+
+VARIANTS = {
+    "none": "MTL",
+    "men": "MTL-MEN_feedback",
+    "mer": "MTL-MER_feedback",
+    "both": "MTL-MEN&MER_feedback",
+}
+FORMAT = "mernlib.mtl_feedback/1"
+
+
+@dataclass
+class MTLConfig:
+    """Hyper-parameters of :class:`MultiTaskTagger` and of its training run.
+
+    From the paper: char embeddings of 30 dimensions, a character CNN, k = 3 Bi-LSTM layers, dropout
+    0.5 on the Bi-LSTM input and output, SGD with lr 0.001 and momentum 0.9, 20 epochs, a random
+    task per step. Where the paper is silent we chose (and say why):
+
+    * ``word_dim=100``, ``hidden_size=100`` per direction (so v has 200 dims): the usual sizes of
+      the Bi-LSTM-CNNs-CRF taggers the paper builds on (Lample et al. 2016; Ma & Hovy 2016).
+    * ``char_filters=30``, ``char_width=3``, no non-linearity after the convolution (max-pooling is
+      the non-linearity), as in Ma & Hovy 2016.
+    * ``lstm_layer_dropout=0.0``: the paper's figure puts dropout only on the Bi-LSTM's input and
+      output, not between the stacked layers.
+    * ``batch_size=32``: not stated; 32 keeps a CPU epoch on NCBI-sized data under a minute.
+    * ``grad_clip=5.0`` (global norm): standard for LSTM taggers trained with momentum SGD.
+    * Feedback signal ``y``: ``feedback_signal="logprob"`` reads y as the other head's per-token
+      log-probability vector, ``log_softmax`` of its emissions (for a CRF head too: exact CRF
+      marginals would need a forward-backward pass over ~1,500 MEN tags per step). ``"prob"`` feeds
+      probabilities instead. The first feedback is the uniform vector ``1/|L_other|`` exactly as the
+      paper says, whatever the signal: note that any constant y makes ``y U`` the same vector at
+      every token (a learned bias), so round 0 carries no token-specific information either way.
+    * ``feedback_detach=True``: y is computed in the same forward pass but treated as an input (no
+      gradient into the other head). The paper's protocol updates the shared layers and *the
+      sampled task's* head at each step; without detaching, the MER loss would also move the MEN
+      head. It is also cheaper.
+    * ``U`` starts at zero, so a feedback model starts as plain MTL (``v + yU = v``): with the
+      log-probability signal (entries around -log 1500 = -7.3) a random U would add a large random
+      offset to v at initialisation.
+    * ``crf_top_k=32``: Viterbi considers the 32 best tags per token when a head has more tags
+      (exact for MER's handful of tags; an approximation for MEN's ~1,500, see
+      :mod:`mernlib.models.crf`); ``None`` decodes exactly (about 200x slower for 1,500 tags).
+    * ``softmax`` decoder loss: token cross-entropy summed over a sentence, averaged over sentences,
+      the same scale as the CRF's per-sentence negative log-likelihood.
+    """
+
+    tasks: tuple[str, ...] = ("mer", "men")
+    feedback: str = "both"
+    feedback_rounds: int = 1
+    feedback_signal: str = "logprob"
+    feedback_detach: bool = True
+    decoder: str = "crf"
+    crf_top_k: int | None = 32
+    use_chars: bool = True
+    word_dim: int = 100
+    char_dim: int = 30
+    char_filters: int = 30
+    char_width: int = 3
+    hidden_size: int = 100
+    num_layers: int = 3
+    dropout: float = 0.5
+    lstm_layer_dropout: float = 0.0
+    word_min_freq: int = 1
+    lowercase: bool = False
+    normalize_digits: bool = False
+    # training (read by mernlib.train.fit)
+    optimizer: str = "sgd"
+    lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    epochs: int = 20
+    batch_size: int = 32
+    grad_clip: float | None = 5.0
+    seed: int = 13
+
+    def __post_init__(self):
+        self.tasks = tuple(self.tasks)
+        if not self.tasks or not set(self.tasks) <= {"mer", "men"} or len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"tasks must be a non-empty subset of ('mer', 'men'), not {self.tasks}")
+        if self.feedback not in VARIANTS:
+            raise ValueError(f"feedback must be one of {sorted(VARIANTS)}, not {self.feedback!r}")
+        if self.feedback != "none" and len(self.tasks) != 2:
+            raise ValueError("feedback needs both tasks; use feedback='none' for a single-task tagger")
+        if self.decoder not in ("crf", "softmax"):
+            raise ValueError(f"decoder must be 'crf' or 'softmax', not {self.decoder!r}")
+        if self.feedback_signal not in ("logprob", "prob"):
+            raise ValueError(f"feedback_signal must be 'logprob' or 'prob', not {self.feedback_signal!r}")
+        if self.feedback_rounds < 1:
+            raise ValueError("feedback_rounds must be >= 1")
+
+    @property
+    def name(self) -> str:
+        """The paper's row name, e.g. ``MTL-MEN&MER_feedback + Bi-LSTM-CNNs-CRF``."""
+        base = "Bi-LSTM" + ("-CNNs" if self.use_chars else "") + ("-CRF" if self.decoder == "crf" else "")
+        if len(self.tasks) == 1:
+            return f"{base} ({self.tasks[0].upper()} only)"
+        return f"{VARIANTS[self.feedback]} + {base}"
+
+    def receives_feedback(self, task: str) -> bool:
+        """True if ``task``'s head reads the other task's output (see the table in the module docstring)."""
+        giver = {"mer": "men", "men": "mer"}[task]
+        return self.feedback == "both" or self.feedback == giver
+
+
+def get_default_config(**overrides) -> MTLConfig:
+    """The headline model (MTL-MEN&MER_feedback + Bi-LSTM-CNNs-CRF), with ``overrides`` applied."""
+    return MTLConfig(**overrides)
+
+
+def _uniform_init_(weight: torch.Tensor) -> torch.Tensor:
+    """Embedding init uniform in ±sqrt(3/dim) (variance 1/dim), as for the char embeddings in the paper."""
+    bound = math.sqrt(3.0 / weight.shape[1])
+    with torch.no_grad():
+        weight.uniform_(-bound, bound)
+    return weight
+
+
+class CharCNN(nn.Module):
+    """Character-level word features: c_ij = char embedding; r_i = max_j (Conv(dropout(c_i)))_j.
+
+    Padded character slots are excluded from the max; a padding *token* (no characters) gets zeros.
+    """
+
+    def __init__(self, num_chars: int, char_dim: int = 30, filters: int = 30, width: int = 3, dropout: float = 0.5):
+        super().__init__()
+        self.embed = nn.Embedding(num_chars, char_dim, padding_idx=PAD)
+        _uniform_init_(self.embed.weight)
+        with torch.no_grad():
+            self.embed.weight[PAD].zero_()
+        self.dropout = nn.Dropout(dropout)
+        self.conv = nn.Conv1d(char_dim, filters, kernel_size=width, padding=width // 2)
+        self.out_dim = filters
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:  # [B, T, W] -> [B, T, filters]
+        B, T, W = chars.shape
+        flat = chars.reshape(B * T, W)
+        x = self.dropout(self.embed(flat)).transpose(1, 2)  # [B*T, char_dim, W]
+        h = self.conv(x)[:, :, :W]  # [B*T, filters, W] (even widths give one extra column)
+        pad = (flat == PAD).unsqueeze(1)
+        h = h.masked_fill(pad, float("-inf")).max(2).values
+        h = h.masked_fill(torch.isinf(h), 0.0)  # tokens without any character
+        return h.reshape(B, T, -1)
+
+
+class WordRepresentation(nn.Module):
+    """x_i = w_i ∘ r_i: word embedding concatenated with the char-CNN features (if ``char_cnn``)."""
+
+    def __init__(self, num_words: int, word_dim: int, char_cnn: CharCNN | None = None, pretrained: torch.Tensor | None = None):
+        super().__init__()
+        self.embed = nn.Embedding(num_words, word_dim, padding_idx=PAD)
+        if pretrained is not None:
+            if tuple(pretrained.shape) != (num_words, word_dim):
+                raise ValueError(f"pretrained matrix is {tuple(pretrained.shape)}, expected {(num_words, word_dim)}")
+            with torch.no_grad():
+                self.embed.weight.copy_(pretrained)
+        else:
+            _uniform_init_(self.embed.weight)
+        with torch.no_grad():
+            self.embed.weight[PAD].zero_()
+        self.char_cnn = char_cnn
+        self.out_dim = word_dim + (char_cnn.out_dim if char_cnn is not None else 0)
+
+    def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.embed(words)
+        if self.char_cnn is not None:
+            if chars is None:
+                raise ValueError("this model uses characters: build batches with a char vocab")
+            x = torch.cat([x, self.char_cnn(chars)], dim=-1)
+        return x
+
+
+class BiLSTMEncoder(nn.Module):
+    """v_i = h→_i ∘ h←_i: a k-layer Bi-LSTM, dropout on its input and on its output.
+
+    The paper writes ∘ for the joining of the two directions; as in every Bi-LSTM tagger it is the
+    concatenation of the forward and backward states (what ``nn.LSTM(bidirectional=True)`` returns),
+    so ``out_dim = 2 * hidden_size``. Sequences are packed, so the backward direction starts at each
+    sentence's last real token, not at the padding.
+    """
+
+    def __init__(self, input_dim: int, hidden_size: int = 100, num_layers: int = 3, dropout: float = 0.5, layer_dropout: float = 0.0):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(
+            input_dim, hidden_size, num_layers=num_layers, bidirectional=True, batch_first=True,
+            dropout=layer_dropout if num_layers > 1 else 0.0,
+        )
+        self.out_dim = 2 * hidden_size
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        lengths = mask.sum(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(self.dropout(x), lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return self.dropout(out)
+
+
+class Feedback(nn.Module):
+    """v_task = v ∘ (v + y_other U), with U a learned ``|L_other| x dim`` matrix (zero-initialised).
+
+    ``y_other`` is ``[B, T, |L_other|]``: the other task's per-token log-probabilities (or
+    probabilities), or :meth:`uniform` for the first round.
+    """
+
+    def __init__(self, dim: int, num_other_tags: int):
+        super().__init__()
+        self.num_other_tags = num_other_tags
+        self.U = nn.Parameter(torch.zeros(num_other_tags, dim))
+        self.out_dim = 2 * dim
+
+    def uniform(self, v: torch.Tensor) -> torch.Tensor:
+        """The first feedback: 1/|L_other| for every tag of every token."""
+        return v.new_full((*v.shape[:2], self.num_other_tags), 1.0 / self.num_other_tags)
+
+    def forward(self, v: torch.Tensor, y_other: torch.Tensor | None) -> torch.Tensor:
+        """``y_other=None`` means the uniform first feedback; then ``y U = (1/|L|) sum_l U_l`` is the
+        same vector at every token, computed as ``U.mean(0)`` instead of a ``[B*T, |L|]`` product."""
+        yU = self.U.mean(0) if y_other is None else y_other @ self.U
+        return torch.cat([v, v + yU], dim=-1)
+
+
+class TaskHead(nn.Module):
+    """Emissions P = v_task W + b, decoded by a softmax per token or by a CRF over the sentence."""
+
+    def __init__(self, in_dim: int, num_tags: int, decoder: str = "crf", crf_top_k: int | None = 32):
+        super().__init__()
+        self.linear = nn.Linear(in_dim, num_tags)
+        self.crf = CRF(num_tags) if decoder == "crf" else None
+        self.crf_top_k = crf_top_k
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return self.linear(v)
+
+    def loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-sentence negative log-likelihood, averaged over the batch."""
+        if self.crf is not None:
+            return self.crf.neg_log_likelihood(emissions, tags, mask, reduction="mean")
+        nll = F.cross_entropy(emissions[mask], tags[mask], reduction="sum")
+        return nll / emissions.shape[0]
+
+    @torch.no_grad()
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        if self.crf is not None:
+            return self.crf.decode(emissions, mask, top_k=self.crf_top_k)
+        best = emissions.argmax(-1).tolist()
+        return [row[:n] for row, n in zip(best, mask.sum(1).tolist(), strict=True)]
+
+
+class MultiTaskTagger(nn.Module):
+    """Shared word representation + Bi-LSTM, one :class:`TaskHead` per task, optional feedback.
+
+    Build it from training data with :meth:`build`; train with :func:`mernlib.train.fit`
+    (which calls :meth:`loss`); tag with :meth:`predict` / :meth:`predict_tags`.
+    """
+
+    def __init__(
+        self,
+        config: MTLConfig,
+        vocab: Vocab,
+        tag_vocabs: Mapping[str, TagVocab],
+        char_vocab: CharVocab | None = None,
+        pretrained: torch.Tensor | None = None,
+    ):
+        super().__init__()
+        missing = [t for t in config.tasks if t not in tag_vocabs]
+        if missing:
+            raise ValueError(f"no TagVocab for task(s) {missing}")
+        if config.use_chars and char_vocab is None:
+            raise ValueError("use_chars=True needs a char_vocab")
+        self.config = config
+        self.vocab = vocab
+        self.char_vocab = char_vocab if config.use_chars else None
+        self.tag_vocabs = {t: tag_vocabs[t] for t in config.tasks}
+        c = config
+        # Parameters are initialised from config.seed alone (not from the global RNG state).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(c.seed)
+            char_cnn = CharCNN(len(char_vocab), c.char_dim, c.char_filters, c.char_width, c.dropout) if c.use_chars else None
+            self.word_repr = WordRepresentation(len(vocab), c.word_dim, char_cnn, pretrained)
+            self.encoder = BiLSTMEncoder(self.word_repr.out_dim, c.hidden_size, c.num_layers, c.dropout, c.lstm_layer_dropout)
+            dim = self.encoder.out_dim
+            self.feedback = nn.ModuleDict()
+            self.heads = nn.ModuleDict()
+            for task in c.tasks:
+                in_dim = dim
+                if c.receives_feedback(task):
+                    self.feedback[task] = Feedback(dim, len(self.tag_vocabs[self.other(task)]))
+                    in_dim = self.feedback[task].out_dim
+                self.heads[task] = TaskHead(in_dim, len(self.tag_vocabs[task]), c.decoder, c.crf_top_k)
+
+    # -- construction from data ---------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        config: MTLConfig,
+        sentences: Sequence[Sequence[str]],
+        tags: Mapping[str, Sequence[Sequence[str]]],
+        keyed_vectors=None,
+        extra_words: Sequence[str] = (),
+    ) -> MultiTaskTagger:
+        """Vocabularies from the training ``sentences`` and ``tags`` (task -> tag lists), word
+        embeddings from gensim ``keyed_vectors`` when given (see :func:`mernlib.embeddings.embedding_matrix`).
+
+        ``extra_words`` join the word vocabulary without being training words: pass the words of unseen
+        text that have a pretrained vector, so they are looked up instead of becoming UNK.
+        """
+        vocab = Vocab.build(sentences, min_freq=config.word_min_freq, lower=config.lowercase, normalize_digits=config.normalize_digits)
+        for word in extra_words:
+            vocab.add(word)
+        char_vocab = CharVocab.build(sentences) if config.use_chars else None
+        tag_vocabs = {t: TagVocab.build(tags[t]) for t in config.tasks}
+        pretrained = None
+        if keyed_vectors is not None:
+            from mernlib.embeddings import embedding_matrix
+
+            pretrained, _ = embedding_matrix(vocab, keyed_vectors, dim=config.word_dim, seed=config.seed)
+        return cls(config, vocab, tag_vocabs, char_vocab, pretrained)
+
+    @staticmethod
+    def other(task: str) -> str:
+        return {"mer": "men", "men": "mer"}[task]
+
+    def make_batch(self, sentences: Sequence[Sequence[str]], tags: Mapping[str, Sequence[Sequence[str]]] | None = None,
+                   train: bool = True, index: list[int] | None = None) -> Batch:
+        tags = {t: s for t, s in (tags or {}).items() if t in self.tag_vocabs}
+        return encode_batch(sentences, self.vocab, self.char_vocab, tags, self.tag_vocabs, train=train, index=index)
+
+    def make_batches(self, sentences: Sequence[Sequence[str]], tags: Mapping[str, Sequence[Sequence[str]]] | None = None,
+                     batch_size: int | None = None, shuffle: bool = False, generator: torch.Generator | int | None = None,
+                     train: bool = True) -> list[Batch]:
+        """Length-bucketed batches (see :func:`mernlib.vocab.length_bucketed_batches`)."""
+        groups = length_bucketed_batches([len(s) for s in sentences], batch_size or self.config.batch_size, shuffle, generator)
+        tags = tags or {}
+        return [
+            self.make_batch([sentences[i] for i in g], {t: [seqs[i] for i in g] for t, seqs in tags.items()}, train, index=g)
+            for g in groups
+        ]
+
+    # -- forward ------------------------------------------------------------------------------
+    def encode(self, batch: Batch) -> torch.Tensor:
+        """v: the shared ``[B, T, 2 * hidden_size]`` token representations."""
+        return self.encoder(self.word_repr(batch.words, batch.chars), batch.mask)
+
+    def forward(self, batch: Batch, tasks: Sequence[str] | None = None, return_feedback: bool = False):
+        """Emissions ``{task: [B, T, |L_task|]}`` of the final feedback round.
+
+        With ``return_feedback`` also ``{(task, round): y}``, the feedback vectors each receiving head read.
+        """
+        v = self.encode(batch)
+        memo: dict[tuple[str, int], torch.Tensor] = {}
+        used: dict[tuple[str, int], torch.Tensor] = {}
+
+        def emissions(task: str, rnd: int) -> torch.Tensor:
+            if task not in self.feedback:  # no feedback in: the same output in every round
+                rnd = 0
+            if (task, rnd) in memo:
+                return memo[(task, rnd)]
+            if task not in self.feedback:
+                out = self.heads[task](v)
+            else:
+                fb = self.feedback[task]
+                other = self.other(task)
+                if rnd == 0 and other in self.feedback:
+                    y = None  # the first feedback is uniform: 1/|L_other| per tag (see Feedback.forward)
+                    if return_feedback:
+                        used[(task, rnd)] = fb.uniform(v)
+                else:
+                    y = self._signal(emissions(other, rnd - 1 if other in self.feedback else 0))
+                    used[(task, rnd)] = y
+                out = self.heads[task](fb(v, y))  # v_task = v ∘ (v + y_other U)
+            memo[(task, rnd)] = out
+            return out
+
+        final = self.config.feedback_rounds
+        out = {t: emissions(t, final) for t in (tasks or self.config.tasks)}
+        return (out, used) if return_feedback else out
+
+    def _signal(self, other_emissions: torch.Tensor) -> torch.Tensor:
+        y = other_emissions.detach() if self.config.feedback_detach else other_emissions
+        y = F.log_softmax(y, dim=-1)
+        return y.exp() if self.config.feedback_signal == "prob" else y
+
+    def loss(self, batch: Batch, task: str) -> torch.Tensor:
+        """The ``task`` head's negative log-likelihood (mean over sentences) on ``batch``."""
+        emissions = self(batch, tasks=(task,))[task]
+        return self.heads[task].loss(emissions, batch.tags[task], batch.mask)
+
+    @torch.no_grad()
+    def predict(self, batch: Batch, tasks: Sequence[str] | None = None) -> dict[str, list[list[int]]]:
+        """Best tag ids per task (eval mode, the previous train/eval mode is restored)."""
+        was_training = self.training
+        self.eval()
+        try:
+            em = self(batch, tasks=tasks)
+            return {t: self.heads[t].decode(e, batch.mask) for t, e in em.items()}
+        finally:
+            self.train(was_training)
+
+    def predict_tags(self, sentences: Sequence[Sequence[str]], batch_size: int = 256) -> dict[str, list[list[str]]]:
+        """Tag strings per task for every sentence, in the input order."""
+        out: dict[str, list] = {t: [None] * len(sentences) for t in self.config.tasks}
+        for batch in self.make_batches(sentences, batch_size=batch_size, shuffle=False):
+            for task, paths in self.predict(batch).items():
+                for i, path in zip(batch.index, paths, strict=True):
+                    out[task][i] = self.tag_vocabs[task].decode(path)
+        return out
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Config, vocabularies and weights in one ``torch.save`` file of plain Python + tensors."""
+        torch.save(
+            {
+                "format": FORMAT,
+                "config": asdict(self.config),
+                "vocab": self.vocab.to_dict(),
+                "char_vocab": None if self.char_vocab is None else self.char_vocab.to_dict(),
+                "tag_vocabs": {t: v.to_dict() for t, v in self.tag_vocabs.items()},
+                "state_dict": self.state_dict(),
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, map_location="cpu") -> MultiTaskTagger:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        if ckpt.get("format") != FORMAT:
+            raise ValueError(f"{path}: not a {FORMAT} checkpoint (format={ckpt.get('format')!r})")
+        known = {f.name for f in fields(MTLConfig)}
+        config = MTLConfig(**{k: v for k, v in ckpt["config"].items() if k in known})
+        char_vocab = CharVocab.from_dict(ckpt["char_vocab"]) if ckpt["char_vocab"] is not None else None
+        model = cls(
+            config,
+            Vocab.from_dict(ckpt["vocab"]),
+            {t: TagVocab.from_dict(d) for t, d in ckpt["tag_vocabs"].items()},
+            char_vocab,
+        )
+        model.load_state_dict(ckpt["state_dict"])
+        model.eval()
+        return model

@@ -1,0 +1,217 @@
+"""One trainer for every model of the kit.
+
+The protocol is the multi-task one of Zhao et al. (AAAI 2019), which reduces to ordinary training
+when there is a single task:
+
+1. each epoch, every task gets its list of batches (reshuffled per epoch, reproducibly);
+2. at each step a task is drawn at random (seeded), then that task's next batch;
+3. the step minimises ``model.loss(batch, task)``: gradients reach the shared layers and that task's
+   head only, and the optimiser skips parameters without a gradient (``zero_grad(set_to_none=True)``),
+   so even momentum does not move the other head;
+4. after each epoch ``dev_eval_fn(model)`` returns a score; the best epoch's weights are kept and
+   restored at the end (model selection on dev).
+
+The model only has to expose ``loss(batch, task) -> scalar tensor`` (and be an ``nn.Module``); how a
+batch looks is the model's business. Defaults follow the paper: momentum SGD, lr 0.001, momentum 0.9,
+20 epochs. ``fit`` reads these from any config object with the same attribute names (e.g.
+:class:`mernlib.models.mtl_feedback.MTLConfig`) or from a :class:`TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (attribute names shared with the models' configs).
+
+    ``task_sampler``: ``"proportional"`` draws a task with probability proportional to its batches
+    left this epoch, so every batch is seen exactly once per epoch (the default); ``"uniform"`` draws
+    tasks with equal probability until all are exhausted. ``maximize``: whether a higher dev score is
+    better. ``patience``: stop after that many epochs without improvement (``None``: never).
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    epochs: int = 20
+    grad_clip: float | None = 5.0
+    seed: int = 13
+    task_sampler: str = "proportional"
+    maximize: bool = True
+    patience: int | None = None
+    progress: bool = True
+
+    @classmethod
+    def from_any(cls, config=None, **overrides) -> TrainConfig:
+        """A TrainConfig taking every matching attribute of ``config`` (any object), then ``overrides``."""
+        values = {}
+        for f in fields(cls):
+            if config is not None and hasattr(config, f.name):
+                values[f.name] = getattr(config, f.name)
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class FitResult:
+    """``history``: one dict per epoch with ``epoch``, ``loss`` (mean per task), ``steps`` (per task),
+    ``dev`` (score or None), ``seconds``, ``best`` (whether this epoch became the best so far)."""
+
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_score: float | None = None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU). Thread count is left alone."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(params: Iterable[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    name = config.optimizer.lower()
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"optimizer must be sgd|adam|adamw, not {config.optimizer!r}")
+
+
+TaskData = Sequence | Callable[[torch.Generator], Iterable]
+
+
+def _epoch_batches(data: TaskData, generator: torch.Generator) -> list:
+    return list(data(generator) if callable(data) else data)
+
+
+def fit(
+    model: torch.nn.Module,
+    train_data: Mapping[str, TaskData],
+    config=None,
+    dev_eval_fn: Callable[[torch.nn.Module], float] | None = None,
+    task_sampler: str | Callable[[dict[str, int], random.Random], str] | None = None,
+    optimizer: torch.optim.Optimizer | str | None = None,
+    **overrides,
+) -> FitResult:
+    """Train ``model`` on ``train_data`` (task -> batches) and return the per-epoch history.
+
+    ``train_data[task]`` is a sequence of batches or a callable ``generator -> batches`` called once
+    per epoch (use it to reshuffle, e.g. ``lambda g: model.make_batches(S, T, shuffle=True, generator=g)``).
+    ``config`` is any object with :class:`TrainConfig` attribute names; ``overrides`` win over it.
+    ``task_sampler`` may also be a function ``(batches_left: {task: n}, rng) -> task``.
+    ``dev_eval_fn(model)`` is called after each epoch in eval mode; without it the last epoch is kept.
+    ``optimizer`` is a ready optimiser, or a name (``"sgd"``, ``"adam"``, ``"adamw"``) overriding the config's.
+    """
+    if isinstance(optimizer, str):
+        overrides["optimizer"], optimizer = optimizer, None
+    cfg = TrainConfig.from_any(config, **overrides)
+    if task_sampler is not None and not callable(task_sampler):
+        cfg.task_sampler = task_sampler
+    sampler = task_sampler if callable(task_sampler) else _SAMPLERS.get(cfg.task_sampler)
+    if sampler is None:
+        raise ValueError(f"task_sampler must be one of {sorted(_SAMPLERS)} or a function, not {cfg.task_sampler!r}")
+    seed_everything(cfg.seed)
+    rng = random.Random(cfg.seed)  # task choice
+    generator = torch.Generator().manual_seed(cfg.seed)  # batch order
+    optimizer = optimizer or make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
+    result = FitResult()
+    best_state = None
+    bad_epochs = 0
+
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        queues = {task: _epoch_batches(data, generator) for task, data in train_data.items()}
+        cursor = dict.fromkeys(queues, 0)
+        loss_sum = dict.fromkeys(queues, 0.0)
+        steps = dict.fromkeys(queues, 0)
+        total = sum(len(q) for q in queues.values())
+        model.train()
+        bar = tqdm(total=total, desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+        for _ in range(total):
+            left = {t: len(q) - cursor[t] for t, q in queues.items() if len(q) > cursor[t]}
+            task = sampler(left, rng)  # 1. pick a task at random ...
+            batch = queues[task][cursor[task]]  # 2. ... then its next batch
+            cursor[task] += 1
+            optimizer.zero_grad(set_to_none=True)
+            loss = model.loss(batch, task)  # 3. shared layers + this task's head
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"epoch {epoch}, task {task}: loss is {loss.item()}")
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], cfg.grad_clip)
+            optimizer.step()
+            loss_sum[task] += loss.item()
+            steps[task] += 1
+            bar.update(1)
+            bar.set_postfix({t: f"{loss_sum[t] / max(steps[t], 1):.3f}" for t in queues})
+        bar.close()
+
+        score = None
+        if dev_eval_fn is not None:  # 4. model selection on dev
+            model.eval()
+            with torch.no_grad():
+                score = float(dev_eval_fn(model))
+            model.train()
+        if dev_eval_fn is None:  # nothing to select on: the last epoch is the result
+            result.best_epoch, improved = epoch, True
+        elif _better(score, result.best_score, cfg.maximize):
+            result.best_epoch, result.best_score = epoch, score
+            best_state = copy.deepcopy(model.state_dict())
+            bad_epochs, improved = 0, True
+        else:
+            bad_epochs, improved = bad_epochs + 1, False
+        result.history.append(
+            {
+                "epoch": epoch,
+                "loss": {t: loss_sum[t] / steps[t] if steps[t] else math.nan for t in queues},
+                "steps": dict(steps),
+                "dev": score,
+                "seconds": time.perf_counter() - start,
+                "best": improved,
+            }
+        )
+        if cfg.progress:
+            losses = ", ".join(f"{t} {v:.4f}" for t, v in result.history[-1]["loss"].items())
+            tqdm.write(f"epoch {epoch}: loss {losses}; dev {score}; {result.history[-1]['seconds']:.1f}s")
+        if cfg.patience is not None and bad_epochs >= cfg.patience:
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return result
+
+
+def _better(score: float | None, best: float | None, maximize: bool) -> bool:
+    if best is None or (isinstance(best, float) and math.isnan(best)):
+        return True
+    if score is None or math.isnan(score):
+        return False
+    return score > best if maximize else score < best
+
+
+def _proportional(left: dict[str, int], rng: random.Random) -> str:
+    tasks = sorted(left)
+    return rng.choices(tasks, weights=[left[t] for t in tasks])[0]
+
+
+def _uniform(left: dict[str, int], rng: random.Random) -> str:
+    return rng.choice(sorted(left))
+
+
+_SAMPLERS = {"proportional": _proportional, "uniform": _uniform}

@@ -1,0 +1,132 @@
+"""The multi-task feedback tagger: shapes, the uniform first feedback, overfitting, save/load, seeds."""
+
+import pytest
+import torch
+
+from mernlib.models import Feedback, MultiTaskTagger, get_default_config
+from mernlib.train import fit
+
+SENTENCES = [
+    ["Ataxia", "telangiectasia", "is", "a", "recessive", "disease", "."],
+    ["Patients", "with", "ataxia", "telangiectasia", "develop", "cancer", "."],
+    ["Hereditary", "breast", "cancer", "is", "common", "."],
+    ["Ocular", "and", "auditory", "toxicity", "was", "seen", "."],
+    ["No", "disease", "here", "."],
+    ["Breast", "cancer", "and", "ataxia", "."],
+]
+MER = [
+    ["B-Disease", "I-Disease", "O", "O", "O", "O", "O"],
+    ["O", "O", "B-Disease", "I-Disease", "O", "B-Disease", "O"],
+    ["O", "B-Disease", "I-Disease", "O", "O", "O"],
+    ["B-Disease", "I-Disease", "I-Disease", "I-Disease", "O", "O", "O"],
+    ["O", "O", "O", "O"],
+    ["B-Disease", "I-Disease", "O", "B-Disease", "O"],
+]
+MEN = [
+    ["B-D001260", "I-D001260", "O", "O", "O", "O", "O"],
+    ["O", "O", "B-D001260", "I-D001260", "O", "B-D009369", "O"],
+    ["O", "B-D001943", "I-D001943", "O", "O", "O"],
+    ["B-D014786|D006311", "I-D014786|D006311", "I-D014786|D006311", "I-D014786|D006311", "O", "O", "O"],
+    ["O", "O", "O", "O"],
+    ["B-D001943", "I-D001943", "O", "B-D001259", "O"],
+]
+TAGS = {"mer": MER, "men": MEN}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread, and a shared CPU does not thrash OpenMP workers."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+SMALL = dict(word_dim=16, char_dim=8, char_filters=8, hidden_size=16, num_layers=1, batch_size=3)
+
+
+def _model(**kw):
+    return MultiTaskTagger.build(get_default_config(**{**SMALL, **kw}), SENTENCES, TAGS)
+
+
+def _accuracy(model):
+    pred = model.predict_tags(SENTENCES)
+    scores = {}
+    for task, gold in TAGS.items():
+        if task in pred:
+            pairs = [(p, g) for ps, gs in zip(pred[task], gold, strict=True) for p, g in zip(ps, gs, strict=True)]
+            scores[task] = sum(p == g for p, g in pairs) / len(pairs)
+    return scores
+
+
+def test_config_names_and_feedback_direction():
+    cfg = get_default_config()
+    assert cfg.name == "MTL-MEN&MER_feedback + Bi-LSTM-CNNs-CRF"
+    assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.epochs, cfg.num_layers, cfg.dropout, cfg.char_dim) == (
+        "sgd", 0.001, 0.9, 20, 3, 0.5, 30)
+    men_fb = get_default_config(feedback="men")  # MTL-MEN_feedback: MEN's output is fed to MER
+    assert men_fb.receives_feedback("mer") and not men_fb.receives_feedback("men")
+    assert get_default_config(tasks=("men",), feedback="none", decoder="softmax", use_chars=False).name == "Bi-LSTM (MEN only)"
+    with pytest.raises(ValueError):
+        get_default_config(tasks=("mer",))  # feedback needs both tasks
+
+
+def test_feedback_shapes_and_uniform_first_feedback():
+    fb = Feedback(dim=6, num_other_tags=4)
+    v = torch.randn(2, 5, 6)
+    y0 = fb.uniform(v)
+    assert y0.shape == (2, 5, 4) and torch.allclose(y0, torch.full_like(y0, 0.25))
+    out = fb(v, torch.randn(2, 5, 4))
+    assert out.shape == (2, 5, 12)
+    assert torch.equal(out[..., :6], v)  # v ∘ (v + yU): first half is v itself
+    assert torch.equal(out[..., 6:], v)  # U starts at zero
+    with torch.no_grad():
+        fb.U.normal_()
+    assert torch.allclose(fb(v, None), fb(v, y0), atol=1e-6)  # the uniform shortcut is exact
+
+    model = _model()
+    batch = model.make_batch(SENTENCES[:3], {t: s[:3] for t, s in TAGS.items()})
+    em, used = model(batch, return_feedback=True)
+    n_mer, n_men = len(model.tag_vocabs["mer"]), len(model.tag_vocabs["men"])
+    assert em["mer"].shape == (3, 7, n_mer) and em["men"].shape == (3, 7, n_men)
+    # round 0 reads the uniform 1/|L_other|; round 1 reads the other head's log-probabilities
+    assert torch.allclose(used[("mer", 0)], torch.full((3, 7, n_men), 1 / n_men))
+    assert torch.allclose(used[("men", 0)], torch.full((3, 7, n_mer), 1 / n_mer))
+    assert torch.allclose(used[("mer", 1)].exp().sum(-1), torch.ones(3, 7), atol=1e-5)
+    # one-directional feedback needs no uniform round
+    _, used = _model(feedback="men")(batch, return_feedback=True)
+    assert list(used) == [("mer", 1)]
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(tasks=("mer",), feedback="none", decoder="softmax", use_chars=False)])
+def test_overfits_a_handful_of_sentences(kw):
+    model = _model(dropout=0.0, **kw)
+    data = {t: model.make_batches(SENTENCES, TAGS) for t in model.config.tasks}
+    fit(model, data, model.config, optimizer="adam", lr=0.02, epochs=60, progress=False)
+    assert all(acc == 1.0 for acc in _accuracy(model).values()), _accuracy(model)
+
+
+def test_save_load_gives_identical_predictions(tmp_path):
+    model = _model(feedback="mer")
+    fit(model, {t: model.make_batches(SENTENCES, TAGS) for t in ("mer", "men")}, model.config,
+        optimizer="adam", lr=0.01, epochs=3, progress=False)
+    path = tmp_path / "model.pt"
+    model.save(path)
+    loaded = MultiTaskTagger.load(path)
+    assert loaded.config == model.config
+    assert loaded.predict_tags(SENTENCES) == model.predict_tags(SENTENCES)
+    batch = model.make_batch(SENTENCES, TAGS)
+    model.eval()
+    for task in ("mer", "men"):
+        assert torch.equal(model(batch)[task], loaded(batch)[task])
+
+
+def test_same_seed_same_losses_and_predictions():
+    runs = []
+    for _ in range(2):
+        model = _model()
+        data = {t: (lambda g, m=model: m.make_batches(SENTENCES, TAGS, batch_size=2, shuffle=True, generator=g))
+                for t in ("mer", "men")}
+        res = fit(model, data, model.config, optimizer="sgd", lr=0.05, epochs=2, progress=False)
+        runs.append(([h["loss"] for h in res.history], model.predict_tags(SENTENCES)))
+    assert runs[0] == runs[1]
