@@ -271,6 +271,48 @@ def evaluate(trained: TrainedRow, data: MTLData, split: str = "test") -> dict:
     }
 
 
+def oov_subset_scores(data: MTLData, split: str, combined: list[Document], men_only: list[Document],
+                      embedding_vocab) -> dict:
+    """F1 of the MER and MEN outputs on the IV / OOTV / OOEV / OOBV test entities (Zhao et al., Tables 6-7).
+
+    The training vocabulary is the words of ``data``'s train split, the embedding vocabulary the words
+    that have a vector; comparisons are lowercased (:func:`mernlib.metrics.oov_partition`).
+    """
+    from ..metrics import OOV_SUBSETS, oov_partition, prf_on_subset
+
+    training_vocab = {w for s in data.words["train"] for w in s}
+    gold_mentions, entities = [], []
+    for x in data.sentences[split]:
+        for m in x.mentions:
+            gold_mentions.append((x.document.uid, m))
+            entities.append([t.text for t in x.sentence.tokens if m.start <= t.start and t.end <= m.end])
+    subsets = oov_partition(entities, training_vocab, set(embedding_vocab))
+    gold_docs = {d.uid: d for d in data.documents[split]}
+
+    def keys(docs, task):
+        out = set()
+        for d in docs:
+            uid = gold_docs[d.uid].uid if d.uid in gold_docs else d.uid
+            for m in d.mentions:
+                out.add((uid, m.start, m.end, m.type) if task == "mer" else (uid, m.start, m.end, frozenset(m.ids)))
+        return out
+
+    normalized = data.men_types
+    gold = {"mer": {(u, m.start, m.end, m.type) for u, m in gold_mentions},
+            "men": {(u, m.start, m.end, frozenset(m.ids)) for u, m in gold_mentions
+                    if m.ids and (normalized is None or m.type in normalized)}}
+    pred = {"mer": keys(combined, "mer"), "men": keys(men_only, "men")}
+    out = {}
+    for name in OOV_SUBSETS:
+        chosen = [gold_mentions[i] for i in subsets[name]]
+        out[name] = {"entities": len(chosen)}
+        for task in ("mer", "men"):
+            subset = {(u, m.start, m.end, m.type) if task == "mer" else (u, m.start, m.end, frozenset(m.ids))
+                      for u, m in chosen}
+            out[name][task] = prf_on_subset(gold[task], pred[task], subset & gold[task]).as_dict()
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # Reproduction
 
