@@ -77,10 +77,13 @@ class MTLConfig:
       sentences, Bi-LSTM-CNNs-CRF for MER, 2-3 epochs): dev F1 stayed 0.00 (no entity predicted), while
       the sum without clipping reached 0.28 after 2 epochs, as fast as Adam with the mean (0.26). A run
       that diverges stops with an error naming the epoch (``mernlib.train.fit``).
-    * Feedback signal ``y``: ``feedback_signal="logprob"`` reads y as the other head's per-token
-      log-probability vector, ``log_softmax`` of its emissions (for a CRF head too: exact CRF
-      marginals would need a forward-backward pass over ~1,500 MEN tags per step). ``"prob"`` feeds
-      probabilities instead. The first feedback is the uniform vector ``1/|L_other|`` exactly as the
+    * Feedback signal ``y``: ``feedback_signal="prob"`` reads y as the other head's per-token
+      probability vector, ``softmax`` of its emissions (for a CRF head too: exact CRF marginals would
+      need a forward-backward pass over ~1,500 MEN tags per step). The paper calls y log-probability
+      vectors, and ``"logprob"`` does that; but its first feedback, 1/|L| per tag, is a probability
+      vector, and with log-probabilities (entries near -7 over 1,444 MEN tags) the paper's unclipped
+      SGD diverged on NCBI in the first epoch (MEN loss NaN, measured 2026-11-22), while a probability
+      vector keeps ``y U`` a convex combination of U's rows. So probabilities are the default. The first feedback is the uniform vector ``1/|L_other|`` exactly as the
       paper says, whatever the signal: note that any constant y makes ``y U`` the same vector at
       every token (a learned bias), so round 0 carries no token-specific information either way.
     * ``feedback_detach=True``: y is computed in the same forward pass but treated as an input (no
@@ -100,7 +103,7 @@ class MTLConfig:
     tasks: tuple[str, ...] = ("mer", "men")
     feedback: str = "both"
     feedback_rounds: int = 1
-    feedback_signal: str = "logprob"
+    feedback_signal: str = "prob"
     feedback_detach: bool = True
     decoder: str = "crf"
     crf_top_k: int | None = 32
