@@ -89,10 +89,11 @@ def test_feedback_shapes_and_uniform_first_feedback():
     em, used = model(batch, return_feedback=True)
     n_mer, n_men = len(model.tag_vocabs["mer"]), len(model.tag_vocabs["men"])
     assert em["mer"].shape == (3, 7, n_mer) and em["men"].shape == (3, 7, n_men)
-    # round 0 reads the uniform 1/|L_other|; round 1 reads the other head's log-probabilities
+    # round 0 reads the uniform 1/|L_other|; round 1 reads the other head's probabilities (the default)
     assert torch.allclose(used[("mer", 0)], torch.full((3, 7, n_men), 1 / n_men))
     assert torch.allclose(used[("men", 0)], torch.full((3, 7, n_mer), 1 / n_mer))
-    assert torch.allclose(used[("mer", 1)].exp().sum(-1), torch.ones(3, 7), atol=1e-5)
+    assert torch.allclose(used[("mer", 1)].sum(-1), torch.ones(3, 7), atol=1e-5)
+    assert not torch.allclose(used[("mer", 1)], used[("mer", 0)])  # round 1 is token-specific
     # one-directional feedback needs no uniform round
     _, used = _model(feedback="men")(batch, return_feedback=True)
     assert list(used) == [("mer", 1)]
