@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--scale", help="full (default) or, where an experiment offers it, reduced")
     p.add_argument("--only", nargs="+", help="run only these rows/variants of the experiment")
+    p.add_argument("--epochs", type=int, help="override the experiment's number of training epochs")
     p.add_argument("--results-dir", default="results")
 
     p = sub.add_parser("strip", help="remove outputs from notebooks before committing")
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
             started = time.time()
             written = reproduce(args.experiment, corpora=args.corpus, data_dir=args.data_dir, seed=args.seed,
-                                results_dir=Path(args.results_dir), scale=args.scale, only=args.only)
+                                results_dir=Path(args.results_dir), scale=args.scale, only=args.only,
+                                epochs=args.epochs)
             for path in written:
                 print(f"wrote {path}")
             print(f"done in {time.time() - started:.0f} s")

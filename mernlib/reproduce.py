@@ -56,7 +56,7 @@ def _experiment(name: str):
 
 
 def reproduce(experiment: str, corpora=None, data_dir=None, seed=13, results_dir=Path("results"),
-              scale: str | None = None, only=None) -> list[Path]:
+              scale: str | None = None, only=None, epochs: int | None = None) -> list[Path]:
     if experiment == "all":
         names = list(EXPERIMENTS)
     elif experiment in EXPERIMENTS:
@@ -66,6 +66,8 @@ def reproduce(experiment: str, corpora=None, data_dir=None, seed=13, results_dir
     written = []
     for name in names:
         kwargs = {"scale": scale} if scale else {}
+        if epochs:  # only experiments that take an epoch count accept it
+            kwargs["epochs"] = epochs
         written += _experiment(name)(corpora=corpora, data_dir=data_dir, seed=seed, results_dir=results_dir,
                                      only=only, **kwargs)
     return written
