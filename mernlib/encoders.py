@@ -357,3 +357,29 @@ class WordEncoder(nn.Module):
         idx = batch.word_index.unsqueeze(-1).expand(B, N, pieces.size(-1))
         words = pieces.gather(1, idx) * batch.word_mask.unsqueeze(-1).to(pieces.dtype)
         return WordEncoding(words, batch.word_mask, pieces, batch.piece_mask)
+
+
+def tiny_random_encoder(tokenizer=None, hidden_size: int = 32, num_layers: int = 1, max_length: int = 64,
+                        seed: int = 0) -> WordEncoder:
+    """A small, randomly initialised BERT over the default tokenizer's vocabulary.
+
+    For teaching runs and tests that must finish in seconds on a CPU: it shows the machinery (alignment,
+    windowing, heads, training loops) without the cost of a pretrained encoder, and its scores mean
+    nothing about any paper. ``seed`` fixes its weights.
+    """
+    from transformers import BertConfig, BertModel
+
+    if tokenizer is None:
+        tokenizer = load_encoder()[1]
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=max_length,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertModel(config)
+    return WordEncoder(model, tokenizer, max_length=max_length)

@@ -5,40 +5,18 @@ import csv
 import json
 
 import pytest
-import torch
 
-from mernlib.encoders import WordEncoder, load_encoder
+from mernlib.encoders import load_encoder, tiny_random_encoder
 from mernlib.experiments import hst as experiment
 from mernlib.models.hst import VARIANTS, get_default_config
 from mernlib.sample import IOB_DATASETS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_encoder_fn():
-    from transformers import BertConfig, BertModel
-
     tokenizer = load_encoder()[1]
-
-    def make():
-        torch.manual_seed(0)
-        config = BertConfig(
-            vocab_size=tokenizer.vocab_size,
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=64,
-        )
-        return WordEncoder(BertModel(config), tokenizer, max_length=64)
-
-    return make
+    return lambda: tiny_random_encoder(tokenizer)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from mernlib.conll import read_iob
-from mernlib.encoders import WordEncoder, load_encoder
+from mernlib.encoders import load_encoder, tiny_random_encoder
 from mernlib.models.hst import (
     VARIANTS,
     DatasetSkipped,
@@ -50,12 +50,7 @@ MIN_MEAN_F1 = 0.45
 MIN_DATASET_F1 = 0.2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +59,7 @@ def tokenizer():
 
 
 def tiny_encoder(tokenizer):
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    return WordEncoder(BertModel(config), tokenizer, max_length=64)
+    return tiny_random_encoder(tokenizer)
 
 
 def tiny_config(**overrides) -> HSTConfig:
