@@ -2,6 +2,9 @@
 
 Prints training samples/second (a sample is one (sentence, entity) pair, plus the low-level pass of
 its sentence) and annotation sentences/second (low-level tagging + candidate scoring with k candidates).
+Training goes through the kit's one trainer (``E2EMERN.fit`` wraps ``mernlib.train.fit``) with
+length-bucketed batches; annotation runs under ``torch.no_grad`` with entity vectors cached.
+Figures depend on what else runs on the machine: report the load average with them.
 
     python benchmarks/bench_e2emern.py [--sentences 32] [--words 25] [--threads 1]
 """
@@ -66,7 +69,7 @@ def main() -> None:
     )
 
     t0 = time.perf_counter()
-    model.fit(sentences, names, epochs=1)
+    model.fit(sentences, names, epochs=1, progress=False)  # through mernlib.train.fit
     train_s = time.perf_counter() - t0
 
     generator = CandidateGenerator.from_entity_base(names)
@@ -79,7 +82,7 @@ def main() -> None:
     n_mentions = sum(len(o) for o in out)
 
     print(f"encoder              {encoder_name(config.encoder)}  (load {load_s:.1f} s)")
-    print(f"torch threads        {torch.get_num_threads()}")
+    print(f"torch threads        {torch.get_num_threads()}   (load average {os.getloadavg()[0]:.1f})")
     print(f"data                 {len(sentences)} sentences x {args.words} words, {len(names)} concepts")
     print(
         f"training             {n_samples} samples in {train_s:.2f} s -> {n_samples / train_s:.1f} samples/s "

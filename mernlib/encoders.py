@@ -360,7 +360,7 @@ class WordEncoder(nn.Module):
 
 
 def tiny_random_encoder(tokenizer=None, hidden_size: int = 32, num_layers: int = 1, max_length: int = 64,
-                        seed: int = 0) -> WordEncoder:
+                        seed: int = 0, max_positions: int | None = None) -> WordEncoder:
     """A small, randomly initialised BERT over the default tokenizer's vocabulary.
 
     For teaching runs and tests that must finish in seconds on a CPU: it shows the machinery (alignment,
@@ -377,7 +377,7 @@ def tiny_random_encoder(tokenizer=None, hidden_size: int = 32, num_layers: int =
         num_hidden_layers=num_layers,
         num_attention_heads=2,
         intermediate_size=2 * hidden_size,
-        max_position_embeddings=max_length,
+        max_position_embeddings=max_positions or max_length,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from mernlib.candidates import CandidateGenerator
-from mernlib.encoders import WordEncoder, load_encoder
+from mernlib.encoders import load_encoder, tiny_random_encoder
 from mernlib.models.e2emern import (
     E2EMERN,
     TaggedSentence,
@@ -59,28 +59,11 @@ def tokenizer():
     return load_encoder()[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors on a shared 2-core machine: one thread is ~10x faster than contended two
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_encoder(tokenizer, max_length=32):
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    return WordEncoder(BertModel(config), tokenizer, max_length=max_length)
+    return tiny_random_encoder(tokenizer, num_layers=2, max_length=max_length, max_positions=64)
 
 
 def tiny_model(tokenizer, **overrides):
@@ -162,8 +145,10 @@ def test_overfits_tiny_data_then_annotates_and_round_trips(tokenizer, tmp_path):
     model = tiny_model(
         tokenizer, epochs=120, n_negatives=6, lambda_mid=1.0, mu_high=1.0, attention_score="additive"
     )
-    history = model.fit(TRAIN, NAMES)
-    assert history[-1]["total"] < 0.05 * history[0]["total"]
+    result = model.fit(TRAIN, NAMES, progress=False)
+    history = result.history
+    assert history[-1]["parts"]["total"] < 0.05 * history[0]["parts"]["total"]
+    assert history[-1]["loss"]["e2emern"] == pytest.approx(history[-1]["parts"]["total"])
     # low level: the training tags come back
     tags = model.predict_tags([s.words for s in TRAIN])
     assert tags[1] == ["B-Chemical", "O", "B-Disease", "O", "O"]
@@ -191,6 +176,37 @@ def test_overfits_tiny_data_then_annotates_and_round_trips(tokenizer, tmp_path):
         loaded.score_pairs([TRAIN[0].words], ["D009325"])["mid"],
         model.score_pairs([TRAIN[0].words], ["D009325"])["mid"],
     )
+
+
+def test_training_goes_through_the_kit_trainer(tokenizer):
+    """make_batches redraws negatives per epoch (seeded by the trainer's generator), keeps every
+    sentence exactly once, and loss(batch, task) is what mernlib.train.fit minimises."""
+    from mernlib import train
+    from mernlib.models.e2emern import TASK
+
+    model = tiny_model(tokenizer, batch_size=2, n_negatives=2)
+    g = torch.Generator().manual_seed(0)
+    first, second = model.make_batches(TRAIN, g), model.make_batches(TRAIN, g)
+    for batches in (first, second):
+        seen = sorted(tuple(s.words) for b in batches for s in b.sentences)
+        assert seen == sorted(tuple(s.words) for s in TRAIN) and all(len(b) <= 2 for b in batches)
+    negatives = [lambda bs: sorted((tuple(b.sentences[s.sentence].words), s.concept) for b in bs
+                                   for s in b.samples if s.label == 0)][0]
+    assert negatives(first) != negatives(second)
+    with pytest.raises(ValueError):
+        model.loss(first[0], "ner")
+    result = train.fit(model, model.train_data(TRAIN), model.config, optimizer=model.make_optimizer(),
+                       epochs=2, progress=False)
+    assert [h["steps"][TASK] for h in result.history] == [3, 3]
+    # selection: the paper's rule (lowest training loss) and dev selection
+    res = model.fit(TRAIN, epochs=3, selection="train-loss", progress=False)
+    best = min(range(3), key=lambda e: res.history[e]["parts"]["total"])
+    assert res.best_epoch == best + 1
+    calls = []
+    res = model.fit(TRAIN, epochs=2, dev_eval_fn=lambda m: calls.append(1) or -len(calls), progress=False)
+    assert res.best_epoch == 1 and len(calls) == 2
+    with pytest.raises(ValueError):
+        model.fit(TRAIN, epochs=1, dev_eval_fn=lambda m: 0.0, selection="train-loss")
 
 
 def test_paper_attention_makes_mid_level_additive(tokenizer):
@@ -262,8 +278,8 @@ def test_real_minilm_step_and_annotate(max_length):
         get_default_config(max_length=max_length, epochs=1, batch_size=4), ["Chemical", "Disease"]
     )
     long_sentence = TaggedSentence(TRAIN[0].words * 4, [(0, 1, "Chemical", "D009325")])
-    history = model.fit(TRAIN[:2] + [long_sentence], NAMES)
-    assert history[0]["total"] > 0
+    result = model.fit(TRAIN[:2] + [long_sentence], NAMES, progress=False)
+    assert result.history[0]["loss"]["e2emern"] > 0
     out = model.annotate([long_sentence.words], CandidateGenerator.from_entity_base(NAMES), k=3)
     assert len(out) == 1
     tags = model.predict_tags([long_sentence.words])

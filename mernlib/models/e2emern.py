@@ -31,14 +31,26 @@ documented at its place):
   does not depend on e, so each sentence is encoded once per step, and each distinct entity name once
   per step; ``L_low`` is averaged over the words of the step's sentences (once per sentence per epoch,
   where the paper's per-sample formulation repeats it for every sample of the sentence).
+* **Training goes through the kit's one trainer**, :func:`mernlib.train.fit`: the model exposes
+  ``loss(batch, "e2emern")`` (one trainer task; the three levels share every step) and
+  :meth:`E2EMERN.train_data` gives the trainer a callable ``generator -> batches`` that redraws the
+  negatives every epoch and buckets sentences by length (little padding). :meth:`E2EMERN.fit` is a
+  thin wrapper around it. Model selection: on dev (the standard protocol, ``dev_eval_fn``), or the
+  paper's rule -- the epoch with the lowest training loss (``selection="train-loss"``), which its
+  released code applies after training on train + dev.
 * **Entity attention as written** (``attention_score="paper"``) is ``alpha_i = softmax_i(W_a [x_i; h_e]
   + b_a)``. With a linear ``W_a`` the ``h_e`` term is the same for every i and cancels in the softmax,
   so the weights do not depend on e (the tests show it). Then ``h_a`` does not depend on e either and
   the mid logit ``W_m [h_e; h_a] + b_m`` is a sum ``f(e) + g(X)``: it cannot model *which* entity goes
   with *which* sentence (on the test's 5 sentences x 6 concepts it plateaus at weighted F1 ~0.77
   where the additive form reaches 1.0). ``attention_score="additive"`` uses
-  ``v^T tanh(W_a [x_i; h_e] + b_a)``, which restores the interaction. The default stays the paper's
-  form, as written, for reproduction; use "additive" for a mid level that can work.
+  ``v^T tanh(W_a [x_i; h_e] + b_a)``, which restores the interaction.
+  **Decision: the default stays the paper's form.** The kit's E2EMERN row is a reproduction, and a
+  reproduction implements the equations as published, flaw included; the additive form is a
+  documented fix, run beside it as the variant ``"additive-attention"`` of
+  :mod:`mernlib.experiments.e2emern` so that both numbers are shown. Note that the high level
+  still sees e through the gate fusion ``H_e * G`` in both forms, so annotation (which multiplies
+  mid and high scores) can tell entities apart even with the paper's attention.
 * **Annotation** (no gold mentions): the low level finds mentions; each mention's candidate concepts
   (from :mod:`mernlib.candidates`) are scored over the sentence by
   ``score(m, c) = p_mid(X, c) * s_high(m, c)`` where ``s_high`` is the mean, over the mention's words,
@@ -61,11 +73,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..corpus import split_concept
 from ..encoders import WordEncoder, encoder_name, load_encoder
 
 HIGH_TAGS = ("O", "B", "I")
+TASK = "e2emern"  # the single task name E2EMERN trains under in mernlib.train.fit
 _NAME_TOKEN = re.compile(r"\w+|[^\w\s]")
 FORMAT_VERSION = 1
 
@@ -98,6 +112,7 @@ class E2EMERNConfig:
     use_gate: bool = True  # high-level fusion by the gate; off: concatenation [h_i; h_e]
     use_attention: bool = True  # entity attention for h_a; off: mean pooling of H
     attention_score: str = "paper"  # "paper": W_a[x;h_e]+b_a ; "additive": v^T tanh(W_a[x;h_e]+b_a)
+    progress: bool = True  # tqdm bars in mernlib.train.fit
 
     def __post_init__(self):
         if self.attention_score not in ("paper", "additive"):
@@ -132,6 +147,31 @@ class Sample:
     concept: str | None
     label: int
     high_tags: list[int] | None
+
+
+@dataclass
+class E2EBatch:
+    """What :meth:`E2EMERN.loss` takes: sentences and their samples (``sample.sentence`` indexes
+    ``sentences``). Built by :meth:`E2EMERN.make_batches`."""
+
+    sentences: list[TaggedSentence]
+    samples: list[Sample]
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+
+def _record_only(end_of_epoch):
+    """A ``dev_eval_fn`` that runs ``end_of_epoch`` but makes every epoch "better" than the last, so
+    :func:`mernlib.train.fit` keeps the last epoch (no selection)."""
+    counter = {"epoch": 0}
+
+    def fn(model):
+        end_of_epoch(model)
+        counter["epoch"] += 1
+        return float(counter["epoch"])
+
+    return fn
 
 
 def _as_tagged(sentence) -> TaggedSentence:
@@ -254,6 +294,15 @@ class PredictedMention:
     concept: str
     score: float
     candidates: list[tuple[str, float]] = field(default_factory=list)
+    ranks: dict[str, int] = field(default_factory=dict)  # ID -> rank of the retrieved candidate it came from
+
+    def best_within(self, k: int) -> tuple[str, float]:
+        """The best-scored candidate among those retrieved in the top ``k`` (``("", 0.0)`` if none):
+        what :meth:`E2EMERN.annotate` with ``k`` would have chosen, read from one run with a larger k."""
+        for cid, score in self.candidates:  # best first
+            if self.ranks.get(cid, 0) < k:
+                return cid, score
+        return "", 0.0
 
 
 class E2EMERN(nn.Module):
@@ -298,6 +347,7 @@ class E2EMERN(nn.Module):
         #       P(t_i | X, e) = softmax(W_h h_f_i + b_h)   (h_f = [h_i; h_e] without the gate)
         self.high = nn.Linear(d if self.config.use_gate else 2 * d, len(HIGH_TAGS))
         self._entity_cache: dict[str, torch.Tensor] = {}
+        self.loss_meter: dict[str, float] = {}  # sums of the loss parts since the last epoch end
 
     # -- encoding -----------------------------------------------------------------------------------
 
@@ -420,92 +470,171 @@ class E2EMERN(nn.Module):
         head_lr = self.config.head_lr or self.config.lr
         return torch.optim.Adam([{"params": enc, "lr": self.config.lr}, {"params": heads, "lr": head_lr}])
 
-    def fit(
-        self,
-        train: Sequence,
-        entity_names: dict[str, str],
-        epochs: int | None = None,
-        callback: Callable[[int, dict], None] | None = None,
-    ) -> list[dict]:
-        """Train on ``train`` (:class:`TaggedSentence` or ``(words, spans)``); returns per-epoch mean losses.
+    # -- training through the kit's one trainer (mernlib.train.fit) ---------------------------------
 
-        Samples are rebuilt (negatives redrawn) every epoch; sentence order is shuffled; a step is
-        ``batch_size`` sentences with all their samples. ``callback(epoch, stats)`` after each epoch.
-        """
-        sentences = [_as_tagged(s) for s in train]
+    def loss(self, batch: E2EBatch, task: str = TASK) -> torch.Tensor:
+        """The scalar loss :func:`mernlib.train.fit` minimises: ``L = L_low + lambda L_mid + mu L_high``
+        of one :class:`E2EBatch`. E2EMERN is a single trainer task (:data:`TASK`): the three levels
+        share every step. The parts are accumulated in :attr:`loss_meter` for logging."""
+        if task != TASK:
+            raise ValueError(f"E2EMERN trains one task, {TASK!r}, not {task!r}")
+        self._entity_cache.clear()  # the encoder is about to move: inference-time entity vectors go stale
+        out = self.batch_loss(batch.sentences, batch.samples)
+        for k, v in out.items():
+            if k != "loss":
+                self.loss_meter[k] = self.loss_meter.get(k, 0.0) + v
+        self.loss_meter["steps"] = self.loss_meter.get("steps", 0) + 1
+        return out["loss"]
+
+    def make_batches(
+        self, sentences: Sequence[TaggedSentence], generator: torch.Generator | None = None, shuffle: bool = True
+    ) -> list[E2EBatch]:
+        """One epoch of batches: samples rebuilt (negatives redrawn, seeded by ``generator``), then
+        ``batch_size`` sentences per batch with *all* their samples.
+
+        Length bucketing: sentences are shuffled, cut into pools of 50 batches, sorted by length
+        inside each pool and cut into batches, and the batches shuffled -- little padding, yet a
+        different grouping every epoch."""
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else self.config.seed
+        rng = random.Random(seed)
+        samples = build_samples(sentences, self.entity_names, self.config.n_negatives, rng)
+        by_sentence: dict[int, list[Sample]] = {}
+        for s in samples:
+            by_sentence.setdefault(s.sentence, []).append(s)
+        order = list(by_sentence)
+        if shuffle:
+            rng.shuffle(order)
+        size = self.config.batch_size
+        groups: list[list[int]] = []
+        pool = size * 50
+        for lo in range(0, len(order), pool):
+            chunk = order[lo : lo + pool]
+            if shuffle:
+                chunk = sorted(chunk, key=lambda g: len(sentences[g].words))
+            groups.extend(chunk[k : k + size] for k in range(0, len(chunk), size))
+        if shuffle:
+            rng.shuffle(groups)
+        batches = []
+        for chosen in groups:
+            local = {g: k for k, g in enumerate(chosen)}
+            batch_samples = [
+                Sample(local[s.sentence], s.concept, s.label, s.high_tags) for g in chosen for s in by_sentence[g]
+            ]
+            batches.append(E2EBatch([sentences[g] for g in chosen], batch_samples))
+        return batches
+
+    def train_data(self, sentences: Sequence) -> dict:
+        """``{TASK: generator -> batches}`` for :func:`mernlib.train.fit` (negatives redrawn every epoch)."""
+        tagged = [_as_tagged(s) for s in sentences]
+        self._check_types(tagged)
+        return {TASK: lambda generator: self.make_batches(tagged, generator)}
+
+    def _check_types(self, sentences: list[TaggedSentence]) -> None:
         types = {t for s in sentences for _, _, t, _ in s.spans}
         unknown = types - set(self.entity_types)
         if unknown:
             raise ValueError(
                 f"mention types {sorted(unknown)} are not in the model's entity_types {self.entity_types}"
             )
-        self.entity_names.update(entity_names)
+
+    def fit(
+        self,
+        train: Sequence,
+        entity_names: dict[str, str] | None = None,
+        epochs: int | None = None,
+        dev_eval_fn: Callable[[E2EMERN], float] | None = None,
+        selection: str = "dev",
+        progress: bool | None = None,
+    ):
+        """Convenience wrapper around :func:`mernlib.train.fit` (the kit's one trainer); returns its
+        :class:`~mernlib.train.FitResult`, each history entry with the mean loss ``parts`` (low, mid,
+        high, total) of the epoch.
+
+        ``selection="dev"`` (the standard protocol): ``dev_eval_fn(model)`` is called after each epoch
+        and the best epoch's weights are kept; without it the last epoch is kept.
+        ``selection="train-loss"`` is **the paper's rule** (its released code keeps the epoch with the
+        lowest training loss, having trained on train + dev): ``dev_eval_fn`` must then be ``None``.
+        """
+        from ..train import fit as train_fit
+
+        if selection not in ("dev", "train-loss"):
+            raise ValueError(f"selection must be 'dev' or 'train-loss', not {selection!r}")
+        if selection == "train-loss" and dev_eval_fn is not None:
+            raise ValueError("selection='train-loss' uses no dev_eval_fn (the paper's rule)")
+        if entity_names:
+            self.entity_names.update(entity_names)
         self._entity_cache.clear()
-        rng = random.Random(self.config.seed)
-        optimizer = self.make_optimizer()
-        history = []
-        for epoch in range(epochs if epochs is not None else self.config.epochs):
-            self.train()
-            samples = build_samples(sentences, self.entity_names, self.config.n_negatives, rng)
-            by_sentence: dict[int, list[Sample]] = {}
-            for s in samples:
-                by_sentence.setdefault(s.sentence, []).append(s)
-            order = list(by_sentence)
-            rng.shuffle(order)
-            sums: dict[str, float] = {}
-            steps = 0
-            for lo in range(0, len(order), self.config.batch_size):
-                chosen = order[lo : lo + self.config.batch_size]
-                local = {g: k for k, g in enumerate(chosen)}
-                batch_samples = [
-                    Sample(local[s.sentence], s.concept, s.label, s.high_tags)
-                    for g in chosen
-                    for s in by_sentence[g]
-                ]
-                out = self.batch_loss([sentences[g] for g in chosen], batch_samples)
-                optimizer.zero_grad()
-                out["loss"].backward()
-                if self.config.grad_clip:
-                    nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
-                optimizer.step()
-                steps += 1
-                for k, v in out.items():
-                    if k != "loss":
-                        sums[k] = sums.get(k, 0.0) + v
-            stats = {k: v / max(steps, 1) for k, v in sums.items()} | {
-                "epoch": epoch,
-                "samples": len(samples),
-            }
-            history.append(stats)
-            if callback is not None:
-                callback(epoch, stats)
+        data = self.train_data(train)
+        parts_history: list[dict] = []
+
+        def end_of_epoch(model):
+            steps = max(self.loss_meter.pop("steps", 0), 1)
+            parts = {k: v / steps for k, v in self.loss_meter.items()}
+            parts_history.append(parts)
+            self.loss_meter.clear()
+            self._entity_cache.clear()  # the encoder moved: cached entity vectors are stale
+            if selection == "train-loss":
+                return -parts.get("total", float("inf"))
+            return dev_eval_fn(model) if dev_eval_fn is not None else 0.0
+
+        self.loss_meter.clear()
+        overrides = {"epochs": epochs} if epochs is not None else {}
+        if progress is not None:
+            overrides["progress"] = progress
+        use_selection = selection == "train-loss" or dev_eval_fn is not None
+        result = train_fit(
+            self,
+            data,
+            self.config,
+            dev_eval_fn=end_of_epoch if use_selection else _record_only(end_of_epoch),
+            optimizer=self.make_optimizer(),
+            maximize=True,
+            **overrides,
+        )
+        if not use_selection:  # nothing to select on: keep the last epoch
+            result.best_score = None
+        elif selection == "train-loss" and result.best_score is not None:
+            result.best_score = -result.best_score  # the lowest training loss
+        for entry, parts in zip(result.history, parts_history, strict=False):
+            entry["parts"] = parts
+            if selection == "train-loss" or not use_selection:
+                entry["dev"] = None  # no dev score: the trainer saw a stand-in used for selection only
         self._entity_cache.clear()
         self.eval()
-        return history
+        return result
 
     # -- inference ----------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def predict_tags(self, sentences: list[list[str]], batch_size: int = 32) -> list[list[str]]:
-        """Low-level BIO tags (with types) of each sentence."""
+    def predict_tags(
+        self, sentences: list[list[str]], batch_size: int = 32, progress: bool = False
+    ) -> list[list[str]]:
+        """Low-level BIO tags (with types) of each sentence (batched by length: little padding)."""
         self.eval()
-        out = []
-        for lo in range(0, len(sentences), batch_size):
-            part = sentences[lo : lo + batch_size]
+        order = sorted(range(len(sentences)), key=lambda n: len(sentences[n]))
+        out: list[list[str]] = [[] for _ in sentences]
+        starts = range(0, len(order), batch_size)
+        for lo in tqdm(starts, desc="tagging", disable=not progress, leave=False):
+            chosen = order[lo : lo + batch_size]
+            part = [sentences[n] for n in chosen]
             H, mask = self.encode_sentences(part)
             best = self.low_logits(H).argmax(-1)
-            for k, words in enumerate(part):
-                out.append([self.low_tags[t] for t in best[k, : len(words)].tolist()])
+            for k, n in enumerate(chosen):
+                out[n] = [self.low_tags[t] for t in best[k, : len(part[k])].tolist()]
         return out
 
     @torch.no_grad()
-    def score_pairs(self, words_list: list[list[str]], concepts: list[str], batch_size: int = 32) -> dict:
+    def score_pairs(
+        self, words_list: list[list[str]], concepts: list[str], batch_size: int = 32, progress: bool = False
+    ) -> dict:
         """Mid probability ``[M]`` and high-level tag probabilities (list of ``[n_words, 3]``) for
-        (sentence, concept) pairs; each distinct sentence is encoded once."""
+        (sentence, concept) pairs; each distinct sentence of a batch is encoded once (give the pairs
+        grouped by sentence), entity vectors come from the cache."""
         self.eval()
         names = [self._name_of(c) for c in concepts]
         mids, highs = [], []
-        for lo in range(0, len(words_list), batch_size):
+        starts = range(0, len(words_list), batch_size)
+        for lo in tqdm(starts, desc="scoring pairs", disable=not progress, leave=False):
             part = words_list[lo : lo + batch_size]
             keys = [tuple(w) for w in part]
             distinct = list(dict.fromkeys(keys))
@@ -532,6 +661,7 @@ class E2EMERN(nn.Module):
         candidates_per_mention,
         k: int = 10,
         batch_size: int = 32,
+        progress: bool = False,
     ) -> list[list[PredictedMention]]:
         """Find and normalize the mentions of raw word sequences.
 
@@ -539,23 +669,28 @@ class E2EMERN(nn.Module):
         with ``k``), or a callable ``mention_text -> [concept_id | (concept_id, score), ...]``.
         Candidate concept strings are split into IDs; IDs without a name in ``entity_names`` are
         skipped. A mention without candidates gets concept ``''``. See the module docstring for the score.
+        Each mention's ``ranks`` keep the retrieval order, so :meth:`PredictedMention.best_within`
+        gives the choice for any smaller k without scoring again.
         """
-        tags = self.predict_tags(sentences, batch_size)
+        tags = self.predict_tags(sentences, batch_size, progress)
         found = [[(i, j, t) for i, j, t in _decode_bio(ts)] for ts in tags]
         texts = [" ".join(sentences[s][i:j]) for s, spans in enumerate(found) for i, j, _ in spans]
         if hasattr(candidates_per_mention, "top_k_batch"):
             raw = candidates_per_mention.top_k_batch(texts, k)
         else:
             raw = [list(candidates_per_mention(t))[:k] for t in texts]
-        cand_lists = []
+        cand_lists, rank_lists = [], []
         for cands in raw:
             ids: list[str] = []
-            for c in cands:
+            ranks: dict[str, int] = {}
+            for rank, c in enumerate(cands):
                 cid = c[0] if isinstance(c, tuple) else c
                 for one in split_concept(cid):
-                    if one in self.entity_names and one not in ids:
+                    if one in self.entity_names and one not in ranks:
                         ids.append(one)
+                        ranks[one] = rank
             cand_lists.append(ids)
+            rank_lists.append(ranks)
         # every (sentence, candidate) pair once, scored with the mid and high levels
         pair_keys: list[tuple[int, str]] = []
         flat = 0
@@ -567,7 +702,9 @@ class E2EMERN(nn.Module):
                     pair_keys.append((s, cid))
                 flat += 1
         pair_keys = list(dict.fromkeys(pair_keys))
-        scored = self.score_pairs([sentences[s] for s, _ in pair_keys], [c for _, c in pair_keys], batch_size)
+        scored = self.score_pairs(
+            [sentences[s] for s, _ in pair_keys], [c for _, c in pair_keys], batch_size, progress
+        )
         pair_pos = {key: n for n, key in enumerate(pair_keys)}
         results: list[list[PredictedMention]] = []
         flat = 0
@@ -575,6 +712,7 @@ class E2EMERN(nn.Module):
             row = []
             for i, j, typ in spans:
                 _, ids = mention_cands[flat]
+                ranks = rank_lists[flat]
                 flat += 1
                 scores = []
                 for cid in ids:
@@ -582,7 +720,7 @@ class E2EMERN(nn.Module):
                     scores.append((cid, self._combine(float(scored["mid"][n]), scored["high"][n], i, j)))
                 scores.sort(key=lambda cs: -cs[1])  # stable: ties keep the candidate order
                 best = scores[0] if scores else ("", 0.0)
-                row.append(PredictedMention(i, j, typ, best[0], best[1], scores))
+                row.append(PredictedMention(i, j, typ, best[0], best[1], scores, ranks))
             results.append(row)
         return results
 
@@ -712,18 +850,35 @@ def paper_protocol_scores(
 # --------------------------------------------------------------------------------------------------
 
 
+def tagged_sentence(item, types=None) -> TaggedSentence:
+    """A :class:`TaggedSentence` from one :class:`~mernlib.tags.LabeledSentence` (every gold mention of
+    the sentence, of ``types`` if given, becomes a word span ``(i, j, type, concept)``)."""
+    from ..tags import mention_spans
+
+    inside = [m for m in item.mentions if types is None or m.type in types]
+    # mention_spans keeps the order of `inside` (all of them lie in the sentence)
+    spans = [
+        (i, j, m.type, m.concept)
+        for (i, j, _), m in zip(mention_spans(item.sentence, inside, "type"), inside, strict=True)
+    ]
+    return TaggedSentence(item.words, spans)
+
+
 def sentences_from_documents(documents, types=None) -> list[TaggedSentence]:
     """:class:`TaggedSentence` objects from :class:`~mernlib.corpus.Document` objects, through the kit's
     data layer (:func:`mernlib.tags.labeled_sentences`: every gold mention becomes a word span)."""
-    from ..tags import labeled_sentences, mention_spans
+    from ..tags import labeled_sentences
 
-    out = []
-    for item in labeled_sentences(documents):
-        inside = [m for m in item.mentions if types is None or m.type in types]
-        # mention_spans keeps the order of `inside` (all of them lie in the sentence)
-        spans = [
-            (i, j, m.type, m.concept)
-            for (i, j, _), m in zip(mention_spans(item.sentence, inside, "type"), inside, strict=True)
-        ]
-        out.append(TaggedSentence(item.words, spans))
-    return out
+    return [tagged_sentence(item, types) for item in labeled_sentences(documents)]
+
+
+def predicted_mentions(item, predicted: Sequence[PredictedMention]):
+    """:class:`~mernlib.corpus.Mention` objects (document offsets) of one
+    :class:`~mernlib.tags.LabeledSentence` for the word-span predictions of :meth:`E2EMERN.annotate`
+    (a mention without a concept gets ``-1``, NIL); feed them to :func:`mernlib.tags.predicted_documents`."""
+    from ..tags import spans_to_mentions
+
+    mentions = spans_to_mentions(item.sentence, item.document.text, [(p.start, p.end, p.type) for p in predicted])
+    for m, p in zip(mentions, predicted, strict=True):
+        m.concept = p.concept or "-1"
+    return mentions

@@ -1,0 +1,101 @@
+"""The E2EMERN reproduction on the sample corpus, tiny: structure of the JSON, provenance, and the
+PubTator predictions re-scoring to the stored numbers (what `python -m mernlib evaluate` would print)."""
+
+import csv
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+import torch
+
+from mernlib import data
+from mernlib.cli import evaluate_files
+from mernlib.experiments import e2emern as experiment
+from mernlib.metrics import evaluate_documents
+from mernlib.pubtator import read_pubtator
+
+TINY = {"epochs": 1, "batch_size": 8, "max_length": 48}
+N_DOCS = 6
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("results")
+        written = experiment.reproduce(corpora=["sample"], results_dir=out, scale="quick", only=["no-gate"],
+                                       config=TINY, progress=False, max_documents=N_DOCS)
+    finally:
+        torch.set_num_threads(before)
+    return out, written
+
+
+def test_written_files(run):
+    out, written = run
+    root = out / "e2emern"
+    assert set(written) == {root / "sample.json", root / "sample.csv", root / "sample" / "no-gate.pubtator"}
+    assert all(p.exists() for p in written)
+    rows = list(csv.DictReader((root / "sample.csv").open()))
+    assert [r["variant"] for r in rows] == ["no-gate"]
+
+
+def test_json_structure_and_provenance(run):
+    out, _ = run
+    result = json.loads((out / "e2emern" / "sample.json").read_text())
+    assert result["experiment"] == "e2emern" and result["corpus"] == "sample" and result["scale"] == "quick"
+    assert result["paper"]["numbers"] is None  # the paper has no numbers for the sample
+    assert set(result["protocols"]) == {"paper protocol", "standard protocol"}
+    assert result["max_documents_per_split"] == N_DOCS
+    recall = result["candidates"]["dev_recall_at_k"]
+    assert 0 <= recall["1"] <= recall["5"] <= recall["50"] <= 1
+    v = result["variants"]["no-gate"]
+    assert v["config"]["use_gate"] is False and v["epochs"] == 1 and v["best_epoch"] == 1
+    assert v["encoder"].startswith("all-MiniLM-L6-v2")
+    assert len(v["history"]) == 1 and v["history"][0]["loss"]["e2emern"] > 0
+    std = v["standard_protocol"]
+    assert std["k_chosen_on_dev"] in experiment.K_CHOICES
+    assert set(std["dev_f1_by_k"]) == {str(k) for k in experiment.K_CHOICES}
+    assert set(std["test"]["protocols"]) == {"ner-mention-strict", "men-mention", "men-document"}
+    assert std["rescored_from_pubtator_equal"] is True
+    paper = v["paper_protocol"]
+    assert "paper protocol" in paper["label"] and 0 <= paper["men_f1"] <= 1
+    assert paper["detail"]["n_pairs"] > 0 and paper["mer_f1"] == std["test"]["protocols"]["ner-mention-strict"]["f1"]
+    for record in (v["provenance"], result["provenance"]):
+        for key in ("command", "seed", "scale", "encoder", "git_commit", "wall_time_s", "date"):
+            assert record.get(key) is not None, key
+    assert v["provenance"]["seed"] == 13
+    for key in ("on_gold_mentions",):
+        assert result["baseline"][key]["protocols"]["ner-mention-strict"]["f1"] == 1.0  # gold spans
+    assert "men-mention" in v["baseline_on_predicted_mentions"]["protocols"]
+    assert result["table"][0]["variant"] == "no-gate"
+
+
+def test_pubtator_rescores_to_the_json_numbers(run):
+    out, _ = run
+    result = json.loads((out / "e2emern" / "sample.json").read_text())
+    stored = result["variants"]["no-gate"]["standard_protocol"]["test"]
+    gold = data.load_corpus("sample", "test")[:N_DOCS]
+    pred = read_pubtator(out / "e2emern" / "sample" / "no-gate.pubtator")
+    assert evaluate_documents(gold, pred)["protocols"] == stored["protocols"]
+    assert stored["protocols"]["ner-mention-strict"]["tp"] + stored["protocols"]["ner-mention-strict"]["fp"] > 0
+    # the CLI on the full gold file: documents beyond the first N_DOCS count as predicted empty
+    full = evaluate_files(str(data.corpus_files("sample")["test"]), str(out / "e2emern" / "sample" / "no-gate.pubtator"))
+    cli, ours = full["protocols"]["ner-mention-strict"], stored["protocols"]["ner-mention-strict"]
+    assert (cli["tp"], cli["fp"]) == (ours["tp"], ours["fp"]) and cli["fn"] >= ours["fn"]
+
+
+def test_variants_accumulate_and_bad_names_fail(run, tmp_path):
+    out, _ = run
+    with pytest.raises(ValueError, match="unknown variant"):
+        experiment.reproduce(corpora=["sample"], results_dir=out, scale="quick", only=["no-such"])
+    with pytest.raises(ValueError, match="scale"):
+        experiment.reproduce(corpora=["sample"], results_dir=out, scale="huge")
+    path = out / "e2emern" / "sample.json"
+    kept = experiment._earlier_variants(path, "sample", "quick")
+    assert list(kept) == ["no-gate"]
+    assert experiment._earlier_variants(path, "sample", "full") == {}  # quick and full never mix
+    assert set(experiment.VARIANTS) == {"e2emern", "additive-attention", "no-mid", "no-high", "no-gate", "no-attention"}
