@@ -383,3 +383,54 @@ def tiny_random_encoder(tokenizer=None, hidden_size: int = 32, num_layers: int =
         torch.manual_seed(seed)
         model = BertModel(config)
     return WordEncoder(model, tokenizer, max_length=max_length)
+
+
+# -- persistence of models built on a WordEncoder (E2EMERN, hierarchical transfer) ----------------------
+
+
+def save_encoder_model(model: nn.Module, directory: str | os.PathLike, meta: dict) -> Path:
+    """Write ``config.json`` (``meta``), ``encoder/`` (the transformer and tokenizer, as fine-tuned) and
+    ``heads.pt`` (every parameter outside ``model.encoder``) to ``directory``."""
+    import json
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    model.encoder.transformer.save_pretrained(directory / "encoder")
+    model.encoder.tokenizer.save_pretrained(directory / "encoder")
+    heads = {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+    torch.save(heads, directory / "heads.pt")
+    return directory
+
+
+def read_encoder_model(directory: str | os.PathLike, config_class, expected_format: str | None = None):
+    """``(meta, config, build_encoder)`` of a model written by :func:`save_encoder_model`.
+
+    ``config`` keeps the fields ``config_class`` knows; ``build_encoder()`` loads the saved encoder
+    (local files only) with the config's ``max_length`` and ``stride``.
+    """
+    import json
+    from dataclasses import fields
+
+    directory = Path(directory)
+    meta = json.loads((directory / "config.json").read_text())
+    if expected_format is not None and meta.get("format") != expected_format:
+        raise ValueError(f"{directory}: format {meta.get('format')!r}, expected {expected_format!r}")
+    known = {f.name for f in fields(config_class)}
+    config = config_class(**{k: v for k, v in meta["config"].items() if k in known})
+
+    def build_encoder() -> WordEncoder:
+        transformer, tokenizer = load_encoder(directory / "encoder")
+        return WordEncoder(transformer, tokenizer, config.max_length, config.stride)
+
+    return meta, config, build_encoder
+
+
+def load_heads(model: nn.Module, directory: str | os.PathLike, map_location="cpu") -> nn.Module:
+    """Load ``heads.pt`` into ``model`` (whose encoder is already loaded); the model in eval mode."""
+    path = Path(directory) / "heads.pt"
+    missing, unexpected = model.load_state_dict(torch.load(path, map_location=map_location), strict=False)
+    bad = [k for k in missing if not k.startswith("encoder.")] + list(unexpected)
+    if bad:
+        raise ValueError(f"{path} does not match the model: {bad}")
+    return model.to(map_location).eval()

@@ -63,11 +63,10 @@ documented at its place):
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -76,7 +75,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..corpus import split_concept
-from ..encoders import WordEncoder, encoder_name, load_encoder
+from ..encoders import (
+    WordEncoder,
+    encoder_name,
+    load_encoder,
+    load_heads,
+    read_encoder_model,
+    save_encoder_model,
+)
 
 HIGH_TAGS = ("O", "B", "I")
 TASK = "e2emern"  # the single task name E2EMERN trains under in mernlib.train.fit
@@ -740,8 +746,6 @@ class E2EMERN(nn.Module):
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` (config, types, entity names), ``encoder/`` (transformer + tokenizer,
         fine-tuned) and ``heads.pt`` (the task layers) to ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         meta = {
             "format": FORMAT_VERSION,
             "model": "E2EMERN",
@@ -750,30 +754,14 @@ class E2EMERN(nn.Module):
             "entity_types": self.entity_types,
             "entity_names": self.entity_names,
         }
-        (directory / "config.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-        self.encoder.transformer.save_pretrained(directory / "encoder")
-        self.encoder.tokenizer.save_pretrained(directory / "encoder")
-        heads = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
-        torch.save(heads, directory / "heads.pt")
-        return directory
+        return save_encoder_model(self, directory, meta)
 
     @classmethod
     def load(cls, directory: str | Path, map_location="cpu") -> E2EMERN:
         """The model written by :meth:`save` (local files only), in eval mode."""
-        directory = Path(directory)
-        meta = json.loads((directory / "config.json").read_text())
-        known = {f.name for f in fields(E2EMERNConfig)}
-        config = E2EMERNConfig(**{k: v for k, v in meta["config"].items() if k in known})
-        model, tokenizer = load_encoder(directory / "encoder")
-        encoder = WordEncoder(model, tokenizer, config.max_length, config.stride)
-        self = cls(config, meta["entity_types"], encoder, meta["entity_names"])
-        missing, unexpected = self.load_state_dict(
-            torch.load(directory / "heads.pt", map_location=map_location), strict=False
-        )
-        bad = [k for k in missing if not k.startswith("encoder.")] + list(unexpected)
-        if bad:
-            raise ValueError(f"{directory / 'heads.pt'} does not match the model: {bad}")
-        return self.to(map_location).eval()
+        meta, config, build_encoder = read_encoder_model(directory, E2EMERNConfig)
+        model = cls(config, meta["entity_types"], build_encoder(), meta["entity_names"])
+        return load_heads(model, directory, map_location)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -79,11 +79,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import random
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -91,7 +90,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from mernlib.conll import TaggedSentence, read_iob, write_iob
-from mernlib.encoders import WordBatch, WordEncoder, encoder_name, load_encoder
+from mernlib.encoders import (
+    WordBatch,
+    WordEncoder,
+    encoder_name,
+    load_encoder,
+    load_heads,
+    read_encoder_model,
+    save_encoder_model,
+)
 from mernlib.metrics import PRF, ner_prf_from_tags
 from mernlib.models.crf import CRF
 from mernlib.vocab import TagVocab, length_bucketed_batches
@@ -638,41 +645,20 @@ class HSTTagger(nn.Module):
     def save(self, directory: str | Path) -> Path:
         """``config.json`` (config, datasets with their types and tag vocabularies), ``encoder/``
         (transformer + tokenizer) and ``heads.pt`` (every other parameter)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         meta = {
             "format": FORMAT,
             "config": asdict(self.config),
             "encoder_name": encoder_name(self.config.encoder),
             "datasets": {n: {"entity_type": self.entity_type_of[n], "tags": self.tags_of(n)} for n in self.heads},
         }
-        (directory / "config.json").write_text(json.dumps(meta, indent=1))
-        self.encoder.transformer.save_pretrained(directory / "encoder")
-        self.encoder.tokenizer.save_pretrained(directory / "encoder")
-        heads = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
-        torch.save(heads, directory / "heads.pt")
-        return directory
+        return save_encoder_model(self, directory, meta)
 
     @classmethod
     def load(cls, directory: str | Path, map_location="cpu") -> HSTTagger:
         """The model written by :meth:`save` (local files only), in eval mode."""
-        directory = Path(directory)
-        meta = json.loads((directory / "config.json").read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{directory}: format {meta.get('format')!r}, expected {FORMAT!r}")
-        known = {f.name for f in fields(HSTConfig)}
-        config = HSTConfig(**{k: v for k, v in meta["config"].items() if k in known})
-        model, tokenizer = load_encoder(directory / "encoder")
-        encoder = WordEncoder(model, tokenizer, config.max_length, config.stride)
+        meta, config, build_encoder = read_encoder_model(directory, HSTConfig, expected_format=FORMAT)
         specs = {n: (d["entity_type"], d["tags"]) for n, d in meta["datasets"].items()}
-        self = cls(config, specs, encoder)
-        missing, unexpected = self.load_state_dict(
-            torch.load(directory / "heads.pt", map_location=map_location), strict=False
-        )
-        bad = [k for k in missing if not k.startswith("encoder.")] + list(unexpected)
-        if bad:
-            raise ValueError(f"{directory / 'heads.pt'} does not match the model: {bad}")
-        return self.to(map_location).eval()
+        return load_heads(cls(config, specs, build_encoder()), directory, map_location)
 
     def copy(self) -> HSTTagger:
         """A deep copy sharing the (stateless) tokenizer and aligner."""
