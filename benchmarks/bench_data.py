@@ -1,6 +1,6 @@
 """Speed of the data layer on the real corpora: reading, tokenizing and tagging every NCBI/BC5CDR file.
 
-    MERNLIB_DATA=../shared/corpora python benchmarks/bench_data.py
+MERNLIB_DATA=../shared/corpora python benchmarks/bench_data.py
 """
 
 import time
@@ -25,8 +25,10 @@ def main() -> None:
             ner_tags(s, here)
             concept_tags(s, here)
         tagged = time.perf_counter() - began
-        print(f"{corpus}: {len(documents)} documents, {len(sentences)} sentences; read {read:.2f} s, "
-              f"tokenize {tokenized:.2f} s ({len(sentences) / tokenized:,.0f} sentences/s), tag {tagged:.2f} s")
+        print(
+            f"{corpus}: {len(documents)} documents, {len(sentences)} sentences; read {read:.2f} s, "
+            f"tokenize {tokenized:.2f} s ({len(sentences) / tokenized:,.0f} sentences/s), tag {tagged:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -74,10 +74,16 @@ def main(argv=None):
     ap.add_argument("--decoder", choices=["crf", "softmax"], default="crf")
     ap.add_argument("--feedback", choices=["none", "men", "mer", "both"], default="both")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the config's")
-    ap.add_argument("--crf-top-k", type=int, default=None, help="Viterbi pruning (0 = exact); default: the config's")
+    ap.add_argument(
+        "--crf-top-k", type=int, default=None, help="Viterbi pruning (0 = exact); default: the config's"
+    )
     ap.add_argument("--seed", type=int, default=13)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch.set_num_threads (default: torch's choice); 1 avoids OpenMP thrashing on a busy machine")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads (default: torch's choice); 1 avoids OpenMP thrashing on a busy machine",
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,7 +91,9 @@ def main(argv=None):
     if args.data:
         sentences, tags = load_real(args.data)
     else:
-        sentences, tags = synthetic_corpus(args.sentences, args.mean_len, args.concepts, args.vocab, args.seed)
+        sentences, tags = synthetic_corpus(
+            args.sentences, args.mean_len, args.concepts, args.vocab, args.seed
+        )
     overrides = dict(decoder=args.decoder, feedback=args.feedback, seed=args.seed)
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
@@ -96,25 +104,33 @@ def main(argv=None):
     n_tokens = sum(map(len, sentences))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {config.name}; {n_params / 1e6:.2f}M parameters; torch threads {torch.get_num_threads()}")
-    print(f"data: {len(sentences)} sentences, {n_tokens / len(sentences):.1f} tokens/sentence, "
-          f"{len(model.vocab)} words, MER tags {len(model.tag_vocabs['mer'])}, MEN tags {len(model.tag_vocabs['men'])}")
+    print(
+        f"data: {len(sentences)} sentences, {n_tokens / len(sentences):.1f} tokens/sentence, "
+        f"{len(model.vocab)} words, MER tags {len(model.tag_vocabs['mer'])}, MEN tags {len(model.tag_vocabs['men'])}"
+    )
 
     t0, c0 = time.perf_counter(), time.process_time()
-    data = {t: (lambda g: model.make_batches(sentences, tags, shuffle=True, generator=g)) for t in config.tasks}
+    data = {
+        t: (lambda g: model.make_batches(sentences, tags, shuffle=True, generator=g)) for t in config.tasks
+    }
     res = fit(model, data, config, epochs=1, progress=False)
     epoch_s, epoch_cpu = time.perf_counter() - t0, time.process_time() - c0
     steps = res.history[0]["steps"]
-    print(f"train: one epoch {epoch_s:.1f}s (batching included; {sum(steps.values())} steps {steps}, "
-          f"batch size {config.batch_size}); {len(sentences) / epoch_s:.0f} sentences/s "
-          f"({len(sentences) * len(config.tasks) / epoch_s:.0f} sentence-task updates/s); "
-          f"process CPU time {epoch_cpu:.1f}s (all threads; wall > CPU/threads means the machine is shared)")
+    print(
+        f"train: one epoch {epoch_s:.1f}s (batching included; {sum(steps.values())} steps {steps}, "
+        f"batch size {config.batch_size}); {len(sentences) / epoch_s:.0f} sentences/s "
+        f"({len(sentences) * len(config.tasks) / epoch_s:.0f} sentence-task updates/s); "
+        f"process CPU time {epoch_cpu:.1f}s (all threads; wall > CPU/threads means the machine is shared)"
+    )
 
     infer = (sentences * (args.infer_sentences // len(sentences) + 1))[: args.infer_sentences]
     t0, c0 = time.perf_counter(), time.process_time()
     model.predict_tags(infer)
     infer_s, infer_cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"inference: {len(infer)} sentences, both tasks, in {infer_s:.2f}s = {len(infer) / infer_s:.0f} sentences/s "
-          f"(crf_top_k={config.crf_top_k}); process CPU time {infer_cpu:.2f}s")
+    print(
+        f"inference: {len(infer)} sentences, both tasks, in {infer_s:.2f}s = {len(infer) / infer_s:.0f} sentences/s "
+        f"(crf_top_k={config.crf_top_k}); process CPU time {infer_cpu:.2f}s"
+    )
 
 
 if __name__ == "__main__":

@@ -59,7 +59,12 @@ def _run(args) -> int:
     if not notebooks:
         print(f"no notebooks found in {NOTEBOOKS_DIR}", file=sys.stderr)
         return 2
-    parameters = {"scale": args.scale, "corpus": args.corpus, "data_dir": args.data_dir or "", "seed": args.seed}
+    parameters = {
+        "scale": args.scale,
+        "corpus": args.corpus,
+        "data_dir": args.data_dir or "",
+        "seed": args.seed,
+    }
     run_dir, results = run_all(notebooks, Path(args.runs_dir), parameters, timeout=args.timeout)
     print(f"report: {run_dir / 'report.md'} (also {Path(args.runs_dir) / 'latest'})")
     failed = [r for r in results if r.status != "ok"]
@@ -119,9 +124,16 @@ def main(argv: list[str] | None = None) -> int:
             from .reproduce import reproduce
 
             started = time.time()
-            written = reproduce(args.experiment, corpora=args.corpus, data_dir=args.data_dir, seed=args.seed,
-                                results_dir=Path(args.results_dir), scale=args.scale, only=args.only,
-                                epochs=args.epochs)
+            written = reproduce(
+                args.experiment,
+                corpora=args.corpus,
+                data_dir=args.data_dir,
+                seed=args.seed,
+                results_dir=Path(args.results_dir),
+                scale=args.scale,
+                only=args.only,
+                epochs=args.epochs,
+            )
             for path in written:
                 print(f"wrote {path}")
             print(f"done in {time.time() - started:.0f} s")

@@ -46,8 +46,9 @@ def corpus_files(name: str, data_dir: str | Path | None = None) -> dict[str, Pat
     return {split: Path(locate(name, split, data_dir=data_dir)) for split in SPLITS}
 
 
-def load_corpus(name: str = "sample", split: str | None = None,
-                data_dir: str | Path | None = None) -> dict[str, list[Document]] | list[Document]:
+def load_corpus(
+    name: str = "sample", split: str | None = None, data_dir: str | Path | None = None
+) -> dict[str, list[Document]] | list[Document]:
     """The documents of one split (``split="train"``) or of all splits (a dict split -> documents)."""
     from .pubtator import read_pubtator
 
@@ -86,8 +87,9 @@ def load_corpus_entity_base(name: str = "sample", data_dir: str | Path | None = 
 _SAME_TEXT_AS = {"ncbi-disease": ("NCBI-disease",), "bc5cdr": ("BC5CDR-chem", "BC5CDR-disease")}
 
 
-def embedding_training_text(corpus: str = "sample", data_dir: str | Path | None = None,
-                            extra_iob: bool = True) -> tuple[list[list[str]], list[str]]:
+def embedding_training_text(
+    corpus: str = "sample", data_dir: str | Path | None = None, extra_iob: bool = True
+) -> tuple[list[list[str]], list[str]]:
     """Tokenized sentences to train word vectors on, and a list saying where they came from.
 
     Never a test split of a corpus the kit evaluates on: for the sample, its train and dev splits; for the

@@ -50,8 +50,16 @@ def train_word2vec(
 
     sentences = [list(s) for s in sentences]
     model = Word2Vec(
-        sentences=sentences, vector_size=dim, window=window, min_count=min_count, epochs=epochs,
-        seed=seed, workers=workers, sg=sg, hashfxn=_stable_hash, **kwargs,
+        sentences=sentences,
+        vector_size=dim,
+        window=window,
+        min_count=min_count,
+        epochs=epochs,
+        seed=seed,
+        workers=workers,
+        sg=sg,
+        hashfxn=_stable_hash,
+        **kwargs,
     )
     return model.wv
 
@@ -102,11 +110,15 @@ class Coverage:
         return (self.exact + self.lowercase) / self.total if self.total else 0.0
 
     def __str__(self) -> str:
-        return (f"{self.total} words: {self.exact} exact, {self.lowercase} lowercase, {self.random} random "
-                f"({self.found:.1%} covered)")
+        return (
+            f"{self.total} words: {self.exact} exact, {self.lowercase} lowercase, {self.random} random "
+            f"({self.found:.1%} covered)"
+        )
 
 
-def embedding_matrix(vocab: Vocab, keyed_vectors, dim: int | None = None, seed: int = 13) -> tuple[torch.Tensor, Coverage]:
+def embedding_matrix(
+    vocab: Vocab, keyed_vectors, dim: int | None = None, seed: int = 13
+) -> tuple[torch.Tensor, Coverage]:
     """An ``[len(vocab), dim]`` matrix: the pretrained vector of each word if found as written, else
     of its lowercase form, else random (:func:`random_embeddings`). ``PAD`` is zero, ``UNK`` random.
 

@@ -359,8 +359,14 @@ class WordEncoder(nn.Module):
         return WordEncoding(words, batch.word_mask, pieces, batch.piece_mask)
 
 
-def tiny_random_encoder(tokenizer=None, hidden_size: int = 32, num_layers: int = 1, max_length: int = 64,
-                        seed: int = 0, max_positions: int | None = None) -> WordEncoder:
+def tiny_random_encoder(
+    tokenizer=None,
+    hidden_size: int = 32,
+    num_layers: int = 1,
+    max_length: int = 64,
+    seed: int = 0,
+    max_positions: int | None = None,
+) -> WordEncoder:
     """A small, randomly initialised BERT over the default tokenizer's vocabulary.
 
     For teaching runs and tests that must finish in seconds on a CPU: it shows the machinery (alignment,

@@ -244,7 +244,9 @@ def load_mesh_tsv(path: str | Path) -> EntityBase:
         fields = _fields(path, number, line, (2, 3), "MeSH ID, name, scope note")
         cid = normalize_concept_id(fields[0])
         if not (_MESH_ID.match(cid) or _PREFIXED_ID.match(fields[0].strip())):
-            raise DataFormatError(path, number, f"not a MeSH ID (nor a prefixed ID like OMIM:217000): {fields[0]!r}")
+            raise DataFormatError(
+                path, number, f"not a MeSH ID (nor a prefixed ID like OMIM:217000): {fields[0]!r}"
+            )
         name = _clean(fields[1])
         if not name:
             raise DataFormatError(path, number, f"{cid} has an empty name")

@@ -120,6 +120,7 @@ def prf_from_sets(gold: set, pred: set) -> PRF:
 # ---------------------------------------------------------------------------------------------------
 # Tag sequences
 
+
 def ner_prf_from_tags(
     gold_tag_seqs: Sequence[Sequence[str]],
     pred_tag_seqs: Sequence[Sequence[str]],

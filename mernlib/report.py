@@ -42,12 +42,23 @@ def git_commit(repo: Path = REPO_ROOT) -> str:
 def invocation() -> str:
     """The command line that is running, as a user would type it (``python -m mernlib ...``)."""
     program = Path(sys.argv[0])
-    head = "python -m mernlib" if program.name == "__main__.py" and program.parent.name == "mernlib" else program.name
+    head = (
+        "python -m mernlib"
+        if program.name == "__main__.py" and program.parent.name == "mernlib"
+        else program.name
+    )
     return " ".join([head, *sys.argv[1:]])
 
 
-def run_record(*, command: str | None = None, seed: int | None = None, scale: str | None = None,
-               encoder: str | None = None, started: float | None = None, **extra) -> dict:
+def run_record(
+    *,
+    command: str | None = None,
+    seed: int | None = None,
+    scale: str | None = None,
+    encoder: str | None = None,
+    started: float | None = None,
+    **extra,
+) -> dict:
     """The provenance block stored next to every result of the kit."""
     record = {
         "command": command if command is not None else invocation(),

@@ -14,7 +14,9 @@ from pathlib import Path
 from .report import run_record, write_json
 
 
-def reproduce_data(corpora=None, data_dir=None, seed=13, results_dir=Path("results"), scale="full", only=None) -> list[Path]:
+def reproduce_data(
+    corpora=None, data_dir=None, seed=13, results_dir=Path("results"), scale="full", only=None
+) -> list[Path]:
     """Table 1 of the papers (articles, mentions by type, concepts) and the tokenization check, per split."""
     from .cli import corpus_statistics
 
@@ -55,8 +57,16 @@ def _experiment(name: str):
     return getattr(importlib.import_module(module), function)
 
 
-def reproduce(experiment: str, corpora=None, data_dir=None, seed=13, results_dir=Path("results"),
-              scale: str | None = None, only=None, epochs: int | None = None) -> list[Path]:
+def reproduce(
+    experiment: str,
+    corpora=None,
+    data_dir=None,
+    seed=13,
+    results_dir=Path("results"),
+    scale: str | None = None,
+    only=None,
+    epochs: int | None = None,
+) -> list[Path]:
     if experiment == "all":
         names = list(EXPERIMENTS)
     elif experiment in EXPERIMENTS:
@@ -68,6 +78,7 @@ def reproduce(experiment: str, corpora=None, data_dir=None, seed=13, results_dir
         kwargs = {"scale": scale} if scale else {}
         if epochs:  # only experiments that take an epoch count accept it
             kwargs["epochs"] = epochs
-        written += _experiment(name)(corpora=corpora, data_dir=data_dir, seed=seed, results_dir=results_dir,
-                                     only=only, **kwargs)
+        written += _experiment(name)(
+            corpora=corpora, data_dir=data_dir, seed=seed, results_dir=results_dir, only=only, **kwargs
+        )
     return written

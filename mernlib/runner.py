@@ -50,7 +50,9 @@ def describe_failure(notebook: Path, error: Exception) -> str:
     return f"{notebook.name}, {where}: {ename}: {str(evalue).strip().splitlines()[-1] if evalue else ''}"
 
 
-def execute_notebook(notebook: Path, out_dir: Path, parameters: dict, timeout: int | None = None) -> NotebookResult:
+def execute_notebook(
+    notebook: Path, out_dir: Path, parameters: dict, timeout: int | None = None
+) -> NotebookResult:
     """Run one notebook with papermill into ``out_dir`` and collect its metrics file."""
     import papermill as pm
 
@@ -69,8 +71,9 @@ def execute_notebook(notebook: Path, out_dir: Path, parameters: dict, timeout: i
             execution_timeout=timeout,
         )
     except Exception as error:  # papermill's PapermillExecutionError, or a kernel that died
-        return NotebookResult(notebook.name, "failed", round(time.time() - started, 1),
-                              error=describe_failure(notebook, error))
+        return NotebookResult(
+            notebook.name, "failed", round(time.time() - started, 1), error=describe_failure(notebook, error)
+        )
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     return NotebookResult(notebook.name, "ok", round(time.time() - started, 1), metrics)
 
@@ -96,8 +99,13 @@ def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def run_all(notebooks: list[Path], runs_dir: Path, parameters: dict, timeout: int | None = None,
-            stop_on_failure: bool = False) -> tuple[Path, list[NotebookResult]]:
+def run_all(
+    notebooks: list[Path],
+    runs_dir: Path,
+    parameters: dict,
+    timeout: int | None = None,
+    stop_on_failure: bool = False,
+) -> tuple[Path, list[NotebookResult]]:
     """Execute ``notebooks`` in order; returns the run folder and one result per notebook."""
     from tqdm.auto import tqdm
 
@@ -111,14 +119,19 @@ def run_all(notebooks: list[Path], runs_dir: Path, parameters: dict, timeout: in
     for notebook in tqdm(notebooks, desc="notebooks", unit="nb"):
         result = execute_notebook(notebook, run_dir, parameters, timeout)
         results.append(result)
-        print(f"{result.status:>6}  {result.seconds:7.1f}s  {notebook.name}" + (f"  {result.error}" if result.error else ""),
-              flush=True)
+        print(
+            f"{result.status:>6}  {result.seconds:7.1f}s  {notebook.name}"
+            + (f"  {result.error}" if result.error else ""),
+            flush=True,
+        )
         if result.status != "ok" and stop_on_failure:
             break
     commit = git_commit()
     (run_dir / "report.md").write_text(format_report(results, parameters, commit), encoding="utf-8")
-    write_json({"parameters": parameters, "git_commit": commit, "notebooks": [asdict(r) for r in results]},
-               run_dir / "run.json")
+    write_json(
+        {"parameters": parameters, "git_commit": commit, "notebooks": [asdict(r) for r in results]},
+        run_dir / "run.json",
+    )
     _point_latest(run_dir)
     return run_dir, results
 

@@ -257,7 +257,10 @@ def decode_mentions(
     mentions = spans_to_mentions(sentence, doc_text, tags_to_spans(ner_tags, scheme))
     if concept_tags is None:
         return mentions
-    labels = [label if prefix != OUTSIDE else None for prefix, label in _parse_tags(concept_tags, _scheme(concept_scheme))]
+    labels = [
+        label if prefix != OUTSIDE else None
+        for prefix, label in _parse_tags(concept_tags, _scheme(concept_scheme))
+    ]
     for (i, j, _), m in zip(tags_to_spans(ner_tags, scheme), mentions, strict=True):
         votes = Counter(label for label in labels[i:j] if label is not None)
         m.concept = votes.most_common(1)[0][0] if votes else ""

@@ -84,7 +84,9 @@ def seed_everything(seed: int) -> None:
 def make_optimizer(params: Iterable[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
     name = config.optimizer.lower()
     if name == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
     if name == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     if name == "adamw":
@@ -124,7 +126,9 @@ def fit(
         cfg.task_sampler = task_sampler
     sampler = task_sampler if callable(task_sampler) else _SAMPLERS.get(cfg.task_sampler)
     if sampler is None:
-        raise ValueError(f"task_sampler must be one of {sorted(_SAMPLERS)} or a function, not {cfg.task_sampler!r}")
+        raise ValueError(
+            f"task_sampler must be one of {sorted(_SAMPLERS)} or a function, not {cfg.task_sampler!r}"
+        )
     seed_everything(cfg.seed)
     rng = random.Random(cfg.seed)  # task choice
     generator = torch.Generator().manual_seed(cfg.seed)  # batch order
@@ -153,7 +157,9 @@ def fit(
                 raise FloatingPointError(f"epoch {epoch}, task {task}: loss is {loss.item()}")
             loss.backward()
             if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in model.parameters() if p.grad is not None], cfg.grad_clip
+                )
             optimizer.step()
             loss_sum[task] += loss.item()
             steps[task] += 1

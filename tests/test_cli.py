@@ -23,7 +23,9 @@ def test_stats_on_the_sample(capsys):
 
 
 @pytest.mark.real_data
-@pytest.mark.parametrize("corpus, documents, mentions", [("ncbi-disease", 793, 6892), ("bc5cdr", 1500, 28785)])
+@pytest.mark.parametrize(
+    "corpus, documents, mentions", [("ncbi-disease", 793, 6892), ("bc5cdr", 1500, 28785)]
+)
 def test_stats_on_the_real_corpora(real_corpora, capsys, corpus, documents, mentions):
     assert main(["stats", corpus, "--data-dir", str(real_corpora)]) == 0
     stats = json.loads(capsys.readouterr().out)
@@ -36,7 +38,10 @@ def test_evaluate_scores_damaged_predictions(tmp_path, repo_root):
     assert perfect.returncode == 0, perfect.stderr
     scores = json.loads(perfect.stdout)["protocols"]
     assert {name: s["f1"] for name, s in scores.items()} == {
-        "ner-mention-strict": 1.0, "men-mention": 1.0, "men-document": 1.0}
+        "ner-mention-strict": 1.0,
+        "men-mention": 1.0,
+        "men-document": 1.0,
+    }
     # Drop every mention of the first document: recall falls by exactly that many mentions.
     blocks = gold.read_text().split("\n\n")
     first = blocks[0].splitlines()
@@ -49,11 +54,14 @@ def test_evaluate_scores_damaged_predictions(tmp_path, repo_root):
     assert ner["fn"] == dropped and ner["fp"] == 0 and ner["precision"] == 1.0
 
 
-@pytest.mark.parametrize("line, message", [
-    ("1\t0\tx\tA\tDisease\tD1", "offset"),           # a non-integer offset
-    ("1\t0\t999\tA\tDisease\tD1", "outside"),         # an annotation outside its document
-    ("1\t0\t1", "columns"),                           # a truncated line
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("1\t0\tx\tA\tDisease\tD1", "offset"),  # a non-integer offset
+        ("1\t0\t999\tA\tDisease\tD1", "outside"),  # an annotation outside its document
+        ("1\t0\t1", "columns"),  # a truncated line
+    ],
+)
 def test_malformed_files_name_file_and_line(tmp_path, line, message):
     bad = tmp_path / "bad.pubtator"
     bad.write_text(f"1|t|A title\n1|a|Short.\n{line}\n")

@@ -70,7 +70,13 @@ def test_matmul_and_logsumexp_agree_including_gradients(lengths):
         crf.zero_grad()
         z = crf.log_partition(emissions, mask)
         (z * weights).sum().backward()
-        results.append([z.detach(), emissions.grad.clone()] + [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in (crf.transitions, crf.start, crf.end)])
+        results.append(
+            [z.detach(), emissions.grad.clone()]
+            + [
+                torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                for p in (crf.transitions, crf.start, crf.end)
+            ]
+        )
     for a, b in zip(*results, strict=True):
         assert torch.allclose(a, b, atol=1e-5), (a, b)
 

@@ -190,13 +190,22 @@ def test_training_goes_through_the_kit_trainer(tokenizer):
     for batches in (first, second):
         seen = sorted(tuple(s.words) for b in batches for s in b.sentences)
         assert seen == sorted(tuple(s.words) for s in TRAIN) and all(len(b) <= 2 for b in batches)
-    negatives = [lambda bs: sorted((tuple(b.sentences[s.sentence].words), s.concept) for b in bs
-                                   for s in b.samples if s.label == 0)][0]
+    negatives = [
+        lambda bs: sorted(
+            (tuple(b.sentences[s.sentence].words), s.concept) for b in bs for s in b.samples if s.label == 0
+        )
+    ][0]
     assert negatives(first) != negatives(second)
     with pytest.raises(ValueError):
         model.loss(first[0], "ner")
-    result = train.fit(model, model.train_data(TRAIN), model.config, optimizer=model.make_optimizer(),
-                       epochs=2, progress=False)
+    result = train.fit(
+        model,
+        model.train_data(TRAIN),
+        model.config,
+        optimizer=model.make_optimizer(),
+        epochs=2,
+        progress=False,
+    )
     assert [h["steps"][TASK] for h in result.history] == [3, 3]
     # selection: the paper's rule (lowest training loss) and dev selection
     res = model.fit(TRAIN, epochs=3, selection="train-loss", progress=False)

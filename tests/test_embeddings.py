@@ -49,7 +49,9 @@ def test_load_formats_and_coverage(tmp_path, fmt):
     path = tmp_path / "vectors.txt"
     _write_vectors(path, header=fmt != "glove")
     if fmt == "word2vec-binary":  # round-trip through gensim's binary writer
-        load_pretrained_vectors(path, "word2vec-text").save_word2vec_format(str(tmp_path / "v.bin"), binary=True)
+        load_pretrained_vectors(path, "word2vec-text").save_word2vec_format(
+            str(tmp_path / "v.bin"), binary=True
+        )
         path = tmp_path / "v.bin"
     kv = load_pretrained_vectors(path, format=fmt)
     assert kv.vector_size == 3 and set(kv.key_to_index) == {"Cancer", "tumour", "is"}

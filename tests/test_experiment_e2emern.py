@@ -27,8 +27,15 @@ def run(tmp_path_factory):
     torch.set_num_threads(1)
     try:
         out = tmp_path_factory.mktemp("results")
-        written = experiment.reproduce(corpora=["sample"], results_dir=out, scale="quick", only=["no-gate"],
-                                       config=TINY, progress=False, max_documents=N_DOCS)
+        written = experiment.reproduce(
+            corpora=["sample"],
+            results_dir=out,
+            scale="quick",
+            only=["no-gate"],
+            config=TINY,
+            progress=False,
+            max_documents=N_DOCS,
+        )
     finally:
         torch.set_num_threads(before)
     return out, written
@@ -63,7 +70,10 @@ def test_json_structure_and_provenance(run):
     assert std["rescored_from_pubtator_equal"] is True
     paper = v["paper_protocol"]
     assert "paper protocol" in paper["label"] and 0 <= paper["men_f1"] <= 1
-    assert paper["detail"]["n_pairs"] > 0 and paper["mer_f1"] == std["test"]["protocols"]["ner-mention-strict"]["f1"]
+    assert (
+        paper["detail"]["n_pairs"] > 0
+        and paper["mer_f1"] == std["test"]["protocols"]["ner-mention-strict"]["f1"]
+    )
     for record in (v["provenance"], result["provenance"]):
         for key in ("command", "seed", "scale", "encoder", "git_commit", "wall_time_s", "date"):
             assert record.get(key) is not None, key
@@ -81,9 +91,13 @@ def test_pubtator_rescores_to_the_json_numbers(run):
     gold = data.load_corpus("sample", "test")[:N_DOCS]
     pred = read_pubtator(out / "e2emern" / "sample" / "no-gate.pubtator")
     assert evaluate_documents(gold, pred)["protocols"] == stored["protocols"]
-    assert stored["protocols"]["ner-mention-strict"]["tp"] + stored["protocols"]["ner-mention-strict"]["fp"] > 0
+    assert (
+        stored["protocols"]["ner-mention-strict"]["tp"] + stored["protocols"]["ner-mention-strict"]["fp"] > 0
+    )
     # the CLI on the full gold file: documents beyond the first N_DOCS count as predicted empty
-    full = evaluate_files(str(data.corpus_files("sample")["test"]), str(out / "e2emern" / "sample" / "no-gate.pubtator"))
+    full = evaluate_files(
+        str(data.corpus_files("sample")["test"]), str(out / "e2emern" / "sample" / "no-gate.pubtator")
+    )
     cli, ours = full["protocols"]["ner-mention-strict"], stored["protocols"]["ner-mention-strict"]
     assert (cli["tp"], cli["fp"]) == (ours["tp"], ours["fp"]) and cli["fn"] >= ours["fn"]
 
@@ -98,4 +112,11 @@ def test_variants_accumulate_and_bad_names_fail(run, tmp_path):
     kept = experiment._earlier_variants(path, "sample", "quick")
     assert list(kept) == ["no-gate"]
     assert experiment._earlier_variants(path, "sample", "full") == {}  # quick and full never mix
-    assert set(experiment.VARIANTS) == {"e2emern", "additive-attention", "no-mid", "no-high", "no-gate", "no-attention"}
+    assert set(experiment.VARIANTS) == {
+        "e2emern",
+        "additive-attention",
+        "no-mid",
+        "no-high",
+        "no-gate",
+        "no-attention",
+    }

@@ -63,8 +63,17 @@ def tiny_encoder(tokenizer):
 
 
 def tiny_config(**overrides) -> HSTConfig:
-    base = dict(lr=3e-3, head_lr=3e-3, epochs=3, batch_size=8, dropout=0.0, progress=False,
-                select_on_dev=False, seed=1, fine_tune_epochs=1)
+    base = dict(
+        lr=3e-3,
+        head_lr=3e-3,
+        epochs=3,
+        batch_size=8,
+        dropout=0.0,
+        progress=False,
+        select_on_dev=False,
+        seed=1,
+        fine_tune_epochs=1,
+    )
     return get_default_config(**(base | overrides))
 
 
@@ -97,8 +106,13 @@ def test_default_config():
 
 def test_type_level_tags_per_dataset(datasets):
     # the sample datasets: each one's tags map to B/I/O of its group
-    expected = {"sample-chem": "chemical", "sample-disease-a": "disease", "sample-disease-b": "disease",
-                "sample-gene": "gene-protein", "sample-species": "species"}
+    expected = {
+        "sample-chem": "chemical",
+        "sample-disease-a": "disease",
+        "sample-disease-b": "disease",
+        "sample-gene": "gene-protein",
+        "sample-species": "species",
+    }
     assert {n: d.entity_type for n, d in datasets.items()} == expected
     for name, d in datasets.items():
         kind = IOB_DATASETS[name]["tag"]
@@ -113,10 +127,17 @@ def test_type_level_tags_per_dataset(datasets):
         for name in names:
             for kind in DATASETS[name].entity_types:
                 assert type_level_tags(["O", f"B-{kind}", f"I-{kind}"], group) == type_tag_set(group)
-    assert type_level_tags(["B-GENE", "I-GENE", "O"], "gene/protein") == ["B-gene-protein", "I-gene-protein", "O"]
+    assert type_level_tags(["B-GENE", "I-GENE", "O"], "gene/protein") == [
+        "B-gene-protein",
+        "I-gene-protein",
+        "O",
+    ]
     assert type_level_tags(["B-cell_type", "B-protein"], "gene-protein") == ["B-gene-protein"] * 2
     assert type_level_tags(["S-Species", "B-Species", "E-Species"], "species") == [
-        "B-species", "B-species", "I-species"]
+        "B-species",
+        "B-species",
+        "I-species",
+    ]
     assert normalize_entity_type("Gene_Protein") == "gene-protein"
     with pytest.raises(ValueError):
         type_level_tags(["X-Chemical"], "chemical")
@@ -128,8 +149,12 @@ def test_type_level_tags_per_dataset(datasets):
 
 
 def test_load_caps_are_seeded(datasets):
-    a = load_hst_datasets(["sample-chem", "sample-gene"], max_train_sentences=10, max_eval_sentences=5, seed=3)
-    b = load_hst_datasets(["sample-chem", "sample-gene"], max_train_sentences=10, max_eval_sentences=5, seed=3)
+    a = load_hst_datasets(
+        ["sample-chem", "sample-gene"], max_train_sentences=10, max_eval_sentences=5, seed=3
+    )
+    b = load_hst_datasets(
+        ["sample-chem", "sample-gene"], max_train_sentences=10, max_eval_sentences=5, seed=3
+    )
     c = load_hst_datasets(["sample-chem"], max_train_sentences=10, seed=4)
     assert list(a) == ["sample-chem", "sample-gene"]
     chem = a["sample-chem"]
@@ -246,14 +271,17 @@ def test_freeze_unfreeze(tokenizer, datasets):
     model = HSTTagger(tiny_config(), datasets, tiny_encoder(tokenizer))
     parts = model_parts(model)
     assert set(parts) == {"encoder", "type:chemical", "type:disease", "type:gene-protein", "type:species"} | {
-        f"head:{n}" for n in datasets}
+        f"head:{n}" for n in datasets
+    }
     assert sum(len(v) for v in parts.values()) == len(list(model.parameters()))
     freeze(model)
     assert not any(p.requires_grad for p in model.parameters()) and trainable_parts(model) == []
     unfreeze(model, ["head:sample-chem", "type:chemical"])
     assert trainable_parts(model) == ["type:chemical", "head:sample-chem"]
     frozen_names = freeze(model, "type:chemical")
-    assert frozen_names and all(n.startswith(("type_layers.chemical", "type_heads.chemical")) for n in frozen_names)
+    assert frozen_names and all(
+        n.startswith(("type_layers.chemical", "type_heads.chemical")) for n in frozen_names
+    )
     unfreeze(model)
     assert all(p.requires_grad for p in model.parameters())
     with pytest.raises(KeyError):
@@ -325,8 +353,10 @@ def test_save_load_identical_predictions(trained, datasets, tmp_path):
 
 
 def test_run_variant_hierarchical(tokenizer, datasets):
-    small = {k: dataclasses.replace(datasets[k], train=datasets[k].train[:8], test=datasets[k].test[:4])
-             for k in ("sample-disease-a", "sample-disease-b")}
+    small = {
+        k: dataclasses.replace(datasets[k], train=datasets[k].train[:8], test=datasets[k].test[:4])
+        for k in ("sample-disease-a", "sample-disease-b")
+    }
     assert set(VARIANTS) == {"single-task", "multi-task", "multi-task+fine-tune", "hierarchical"}
     scores = run_variant("hierarchical", small, tiny_config(epochs=1), lambda: tiny_encoder(tokenizer))
     assert set(scores) == set(small) and all(0.0 <= s.f1 <= 1.0 for s in scores.values())

@@ -54,7 +54,9 @@ def _accuracy(model):
     scores = {}
     for task, gold in TAGS.items():
         if task in pred:
-            pairs = [(p, g) for ps, gs in zip(pred[task], gold, strict=True) for p, g in zip(ps, gs, strict=True)]
+            pairs = [
+                (p, g) for ps, gs in zip(pred[task], gold, strict=True) for p, g in zip(ps, gs, strict=True)
+            ]
             scores[task] = sum(p == g for p, g in pairs) / len(pairs)
     return scores
 
@@ -63,10 +65,20 @@ def test_config_names_and_feedback_direction():
     cfg = get_default_config()
     assert cfg.name == "MTL-MEN&MER_feedback + Bi-LSTM-CNNs-CRF"
     assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.epochs, cfg.num_layers, cfg.dropout, cfg.char_dim) == (
-        "sgd", 0.001, 0.9, 20, 3, 0.5, 30)
+        "sgd",
+        0.001,
+        0.9,
+        20,
+        3,
+        0.5,
+        30,
+    )
     men_fb = get_default_config(feedback="men")  # MTL-MEN_feedback: MEN's output is fed to MER
     assert men_fb.receives_feedback("mer") and not men_fb.receives_feedback("men")
-    assert get_default_config(tasks=("men",), feedback="none", decoder="softmax", use_chars=False).name == "Bi-LSTM (MEN only)"
+    assert (
+        get_default_config(tasks=("men",), feedback="none", decoder="softmax", use_chars=False).name
+        == "Bi-LSTM (MEN only)"
+    )
     with pytest.raises(ValueError):
         get_default_config(tasks=("mer",))  # feedback needs both tasks
 
@@ -99,7 +111,9 @@ def test_feedback_shapes_and_uniform_first_feedback():
     assert list(used) == [("mer", 1)]
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(tasks=("mer",), feedback="none", decoder="softmax", use_chars=False)])
+@pytest.mark.parametrize(
+    "kw", [dict(), dict(tasks=("mer",), feedback="none", decoder="softmax", use_chars=False)]
+)
 def test_overfits_a_handful_of_sentences(kw):
     model = _model(dropout=0.0, **kw)
     data = {t: model.make_batches(SENTENCES, TAGS) for t in model.config.tasks}
@@ -109,8 +123,15 @@ def test_overfits_a_handful_of_sentences(kw):
 
 def test_save_load_gives_identical_predictions(tmp_path):
     model = _model(feedback="mer")
-    fit(model, {t: model.make_batches(SENTENCES, TAGS) for t in ("mer", "men")}, model.config,
-        optimizer="adam", lr=0.01, epochs=3, progress=False)
+    fit(
+        model,
+        {t: model.make_batches(SENTENCES, TAGS) for t in ("mer", "men")},
+        model.config,
+        optimizer="adam",
+        lr=0.01,
+        epochs=3,
+        progress=False,
+    )
     path = tmp_path / "model.pt"
     model.save(path)
     loaded = MultiTaskTagger.load(path)
@@ -126,8 +147,10 @@ def test_same_seed_same_losses_and_predictions():
     runs = []
     for _ in range(2):
         model = _model()
-        data = {t: (lambda g, m=model: m.make_batches(SENTENCES, TAGS, batch_size=2, shuffle=True, generator=g))
-                for t in ("mer", "men")}
+        data = {
+            t: (lambda g, m=model: m.make_batches(SENTENCES, TAGS, batch_size=2, shuffle=True, generator=g))
+            for t in ("mer", "men")
+        }
         res = fit(model, data, model.config, optimizer="sgd", lr=0.05, epochs=2, progress=False)
         runs.append(([h["loss"] for h in res.history], model.predict_tags(SENTENCES)))
     assert runs[0] == runs[1]

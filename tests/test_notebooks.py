@@ -20,7 +20,11 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_without_outputs(path):
     nb = json.loads(path.read_text())
-    dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    dirty = [
+        i
+        for i, c in enumerate(nb["cells"])
+        if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))
+    ]
     assert dirty == [], f"{path.name}: cells {dirty} carry outputs; run `make strip`"
 
 
@@ -47,6 +51,8 @@ def test_first_cell_installs_on_colab_only(path):
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_smoke_run_on_the_sample(path, tmp_path):
-    result = execute_notebook(path, tmp_path, {"scale": "quick", "corpus": "sample", "data_dir": "", "seed": 13})
+    result = execute_notebook(
+        path, tmp_path, {"scale": "quick", "corpus": "sample", "data_dir": "", "seed": 13}
+    )
     assert result.status == "ok", result.error
     assert result.metrics, f"{path.name} wrote no headline metrics"

@@ -9,7 +9,9 @@ from mernlib.runner import run_all, strip_outputs
 
 def _notebook(path, cells):
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('scale = "quick"\ncorpus = "sample"\ndata_dir = ""\nseed = 13\nmetrics_file = ""')
+    params = nbformat.v4.new_code_cell(
+        'scale = "quick"\ncorpus = "sample"\ndata_dir = ""\nseed = 13\nmetrics_file = ""'
+    )
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params] + [nbformat.v4.new_code_cell(src) for src in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -18,11 +20,16 @@ def _notebook(path, cells):
 
 
 def test_report_and_failure_naming(tmp_path):
-    good = _notebook(tmp_path / "00_good.ipynb", [
-        "from mernlib.report import save_metrics\nsave_metrics({'answer': 42, 'f1': {'ner': 0.5}}, metrics_file)"])
+    good = _notebook(
+        tmp_path / "00_good.ipynb",
+        [
+            "from mernlib.report import save_metrics\nsave_metrics({'answer': 42, 'f1': {'ner': 0.5}}, metrics_file)"
+        ],
+    )
     bad = _notebook(tmp_path / "01_bad.ipynb", ["x = 1", "raise ValueError('boom in the second cell')"])
-    run_dir, results = run_all([good, bad], tmp_path / "runs", {"scale": "quick", "corpus": "sample",
-                                                                  "data_dir": "", "seed": 13})
+    run_dir, results = run_all(
+        [good, bad], tmp_path / "runs", {"scale": "quick", "corpus": "sample", "data_dir": "", "seed": 13}
+    )
     assert [r.status for r in results] == ["ok", "failed"]
     assert results[0].metrics == {"answer": 42, "f1.ner": 0.5}
     assert "01_bad.ipynb" in results[1].error and "ValueError: boom in the second cell" in results[1].error

@@ -249,7 +249,9 @@ def test_labeled_sentences_round_trip_through_predicted_documents():
     gold = load_corpus("sample", "dev")
     labeled = labeled_sentences(gold)
     assert sum(len(x.mentions) for x in labeled) == sum(len(d.mentions) for d in gold)
-    decoded = [x.decode(x.ner_tags("IOBES"), x.concept_tags(), scheme="IOBES", concept_scheme="BIO") for x in labeled]
+    decoded = [
+        x.decode(x.ner_tags("IOBES"), x.concept_tags(), scheme="IOBES", concept_scheme="BIO") for x in labeled
+    ]
     predicted = predicted_documents(labeled, decoded)
     assert [d.uid for d in predicted] == [d.uid for d in gold]
     scores = evaluate_documents(gold, predicted)["protocols"]

@@ -151,5 +151,3 @@ def test_real_files_lose_no_mention(real_corpora, name):
             assert all(text[t.start : t.end] == t.text and t.text.strip() == t.text for t in s.tokens)
             assert s.start == s.tokens[0].start and s.end == s.tokens[-1].end
     assert lost == []
-
-

@@ -14,7 +14,9 @@ class Toy(nn.Module):
     def __init__(self):
         super().__init__()
         self.shared = nn.Parameter(torch.tensor(1.0))
-        self.heads = nn.ParameterDict({"a": nn.Parameter(torch.tensor(0.0)), "b": nn.Parameter(torch.tensor(0.0))})
+        self.heads = nn.ParameterDict(
+            {"a": nn.Parameter(torch.tensor(0.0)), "b": nn.Parameter(torch.tensor(0.0))}
+        )
         self.seen = []
 
     def loss(self, batch, task):
@@ -66,8 +68,15 @@ def test_patience_callable_data_and_custom_sampler():
         calls.append(torch.randint(0, 1000, (1,), generator=generator).item())
         return [0, 1]
 
-    res = fit(model, {"a": batches, "b": [5]}, epochs=10, dev_eval_fn=lambda m: 0.0, patience=2,
-              progress=False, task_sampler=lambda left, rng: sorted(left)[0])
+    res = fit(
+        model,
+        {"a": batches, "b": [5]},
+        epochs=10,
+        dev_eval_fn=lambda m: 0.0,
+        patience=2,
+        progress=False,
+        task_sampler=lambda left, rng: sorted(left)[0],
+    )
     assert len(res.history) == 3 and len(calls) == 3 and len(set(calls)) > 1
     assert [t for t, _ in model.seen[:3]] == ["a", "a", "b"]
 
@@ -82,6 +91,7 @@ def test_config_from_any_object():
 
 
 # -- vocabularies and batching (what the models feed the trainer) ----------------------------------
+
 
 def test_vocab_normalisation_and_roundtrip():
     from mernlib.vocab import PAD, UNK, CharVocab, Vocab

@@ -64,7 +64,14 @@ DESCRIPTIONS = {
 SCALES: dict[str, dict] = {
     "full": {"epochs": 2, "batch_size": 16, "lr": 1e-4, "head_lr": 1e-3, "n_negatives": 1, "max_length": 128},
     # the ablations when time is short: the full settings with one epoch (recorded per variant)
-    "full-1epoch": {"epochs": 1, "batch_size": 16, "lr": 1e-4, "head_lr": 1e-3, "n_negatives": 1, "max_length": 128},
+    "full-1epoch": {
+        "epochs": 1,
+        "batch_size": 16,
+        "lr": 1e-4,
+        "head_lr": 1e-3,
+        "n_negatives": 1,
+        "max_length": 128,
+    },
     "quick": {"epochs": 1, "batch_size": 8, "lr": 3e-4, "head_lr": 3e-3, "n_negatives": 1, "max_length": 64},
 }
 K_CHOICES = (1, 5, 10, 20)  # candidates per mention, chosen on dev
@@ -147,8 +154,16 @@ def _f1s(evaluation: dict) -> dict:
     return {name: round(entry["f1"], 4) for name, entry in evaluation["protocols"].items()}
 
 
-def run_variant(variant: str, corpus: str, parts, settings: dict, seed: int, out_dir: Path,
-                progress: bool = True, scale: str | None = None) -> dict:
+def run_variant(
+    variant: str,
+    corpus: str,
+    parts,
+    settings: dict,
+    seed: int,
+    out_dir: Path,
+    progress: bool = True,
+    scale: str | None = None,
+) -> dict:
     """Train one variant, evaluate both protocols and the baseline on its mentions; write its PubTator."""
     import torch
 
@@ -185,12 +200,15 @@ def run_variant(variant: str, corpus: str, parts, settings: dict, seed: int, out
     # test, once: standard protocol at the k chosen on dev (and, declared in advance rather than
     # selected, at K_SELECT: the model's own re-ranking of 10 candidates, read from the same annotation)
     t0 = time.time()
-    test_pred = model.annotate([s.words for s in tagged["test"]], generator, k=max(best_k, K_SELECT),
-                               progress=progress)
+    test_pred = model.annotate(
+        [s.words for s in tagged["test"]], generator, k=max(best_k, K_SELECT), progress=progress
+    )
     annotate_seconds = time.time() - t0
     test_docs = predictions_to_documents(labeled["test"], test_pred, best_k)
     standard = evaluate_documents(splits["test"], test_docs)
-    at_k_select = evaluate_documents(splits["test"], predictions_to_documents(labeled["test"], test_pred, K_SELECT))
+    at_k_select = evaluate_documents(
+        splits["test"], predictions_to_documents(labeled["test"], test_pred, K_SELECT)
+    )
     pubtator_path = write_pubtator(test_docs, out_dir / corpus / f"{variant}.pubtator")
     rescored = evaluate_documents(splits["test"], read_pubtator(pubtator_path))
     # paper protocol: pairs from the test set's gold IDs + sampled negatives, weighted binary F1
@@ -213,8 +231,13 @@ def run_variant(variant: str, corpus: str, parts, settings: dict, seed: int, out
         "epochs": config.epochs,
         "best_epoch": fit.best_epoch,
         "history": [
-            {"epoch": h["epoch"], "loss": h["loss"], "parts": h.get("parts"), "dev_men_mention_f1": h["dev"],
-             "seconds": round(h["seconds"], 1)}
+            {
+                "epoch": h["epoch"],
+                "loss": h["loss"],
+                "parts": h.get("parts"),
+                "dev_men_mention_f1": h["dev"],
+                "seconds": round(h["seconds"], 1),
+            }
             for h in fit.history
         ],
         "train_sentences": len(tagged["train"]),
@@ -234,8 +257,13 @@ def run_variant(variant: str, corpus: str, parts, settings: dict, seed: int, out
             **paper,
         },
         "baseline_on_predicted_mentions": baseline_pred,
-        "provenance": run_record(seed=seed, scale=scale, encoder=encoder_name(config.encoder),
-                                 started=started, threads=torch.get_num_threads()),
+        "provenance": run_record(
+            seed=seed,
+            scale=scale,
+            encoder=encoder_name(config.encoder),
+            started=started,
+            threads=torch.get_num_threads(),
+        ),
     }
 
 
@@ -244,26 +272,29 @@ def _table(result: dict, reference: dict) -> list[dict]:
     rows = []
     for name, v in result["variants"].items():
         std = v["standard_protocol"]["test"]["protocols"]
-        rows.append({
-            "corpus": result["corpus"],
-            "variant": name,
-            "encoder": v["encoder"],
-            "epochs": v["epochs"],
-            "scale": v["provenance"]["scale"],
-            "paper_protocol_mer_f1": round(v["paper_protocol"]["mer_f1"], 4),
-            "paper_protocol_men_f1": round(v["paper_protocol"]["men_f1"], 4),
-            "paper_mer_f1": ref.get("mer_f1"),
-            "paper_men_f1": ref.get("men_f1"),
-            "gap_mer": round(v["paper_protocol"]["mer_f1"] - ref["mer_f1"], 4) if ref else None,
-            "gap_men": round(v["paper_protocol"]["men_f1"] - ref["men_f1"], 4) if ref else None,
-            "standard_ner_f1": round(std["ner-mention-strict"]["f1"], 4),
-            "standard_men_mention_f1": round(std["men-mention"]["f1"], 4),
-            "standard_men_document_f1": round(std["men-document"]["f1"], 4),
-            "k": v["standard_protocol"]["k_chosen_on_dev"],
-            "baseline_on_its_mentions_men_mention_f1": round(
-                v["baseline_on_predicted_mentions"]["protocols"]["men-mention"]["f1"], 4),
-            "train_seconds": v["train_seconds"],
-        })
+        rows.append(
+            {
+                "corpus": result["corpus"],
+                "variant": name,
+                "encoder": v["encoder"],
+                "epochs": v["epochs"],
+                "scale": v["provenance"]["scale"],
+                "paper_protocol_mer_f1": round(v["paper_protocol"]["mer_f1"], 4),
+                "paper_protocol_men_f1": round(v["paper_protocol"]["men_f1"], 4),
+                "paper_mer_f1": ref.get("mer_f1"),
+                "paper_men_f1": ref.get("men_f1"),
+                "gap_mer": round(v["paper_protocol"]["mer_f1"] - ref["mer_f1"], 4) if ref else None,
+                "gap_men": round(v["paper_protocol"]["men_f1"] - ref["men_f1"], 4) if ref else None,
+                "standard_ner_f1": round(std["ner-mention-strict"]["f1"], 4),
+                "standard_men_mention_f1": round(std["men-mention"]["f1"], 4),
+                "standard_men_document_f1": round(std["men-document"]["f1"], 4),
+                "k": v["standard_protocol"]["k_chosen_on_dev"],
+                "baseline_on_its_mentions_men_mention_f1": round(
+                    v["baseline_on_predicted_mentions"]["protocols"]["men-mention"]["f1"], 4
+                ),
+                "train_seconds": v["train_seconds"],
+            }
+        )
     return rows
 
 
@@ -277,8 +308,17 @@ def _earlier_variants(path: Path, corpus: str, scale: str) -> dict:
     return previous.get("variants", {}) if same else {}
 
 
-def reproduce(corpora=None, data_dir=None, seed=13, results_dir=Path("results"), scale="full", only=None,
-              config: dict | None = None, progress: bool = True, max_documents: int | None = None) -> list[Path]:
+def reproduce(
+    corpora=None,
+    data_dir=None,
+    seed=13,
+    results_dir=Path("results"),
+    scale="full",
+    only=None,
+    config: dict | None = None,
+    progress: bool = True,
+    max_documents: int | None = None,
+) -> list[Path]:
     """Train and evaluate the :data:`VARIANTS` (all, or those in ``only``) on each corpus (default
     ``["ncbi-disease"]``); returns the written paths. ``config`` overrides the scale's settings and
     ``max_documents`` keeps only the first documents of each split (both for tiny test runs; recorded).
@@ -334,7 +374,11 @@ def reproduce(corpora=None, data_dir=None, seed=13, results_dir=Path("results"),
             "settings": settings,
             "max_documents_per_split": max_documents,
             "reduced_vs_paper": REDUCED_VS_PAPER,
-            "entity_base": {"concepts": len(base), "named_ids_for_the_model": len(names), "warnings": base_warnings},
+            "entity_base": {
+                "concepts": len(base),
+                "named_ids_for_the_model": len(names),
+                "warnings": base_warnings,
+            },
             "candidates": {
                 "generator": "exact match, then character 3-gram TF-IDF over entity-base names, synonyms and "
                 "training mention texts",
@@ -348,11 +392,14 @@ def reproduce(corpora=None, data_dir=None, seed=13, results_dir=Path("results"),
         }
         for variant in tqdm(variants, desc=f"e2emern {corpus}", disable=not progress):
             finished = run_variant(variant, corpus, parts, settings, seed, out_dir, progress, scale)
-            result["variants"] = _earlier_variants(path, corpus, scale) | result["variants"] | {variant: finished}
+            result["variants"] = (
+                _earlier_variants(path, corpus, scale) | result["variants"] | {variant: finished}
+            )
             result["variants"] = {v: result["variants"][v] for v in VARIANTS if v in result["variants"]}
             result["table"] = _table(result, reference)
-            result["provenance"] = run_record(seed=seed, scale=scale, encoder=result["variants"][variant]["encoder"],
-                                              started=started)
+            result["provenance"] = run_record(
+                seed=seed, scale=scale, encoder=result["variants"][variant]["encoder"], started=started
+            )
             write_json(result, path)  # after every variant: a stopped run keeps what it finished
         written.append(path)
         csv_path = out_dir / f"{corpus}.csv"

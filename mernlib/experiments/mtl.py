@@ -74,7 +74,9 @@ class MTLData:
         return next(iter(self.men_types)) if self.men_types and len(self.men_types) == 1 else "Disease"
 
 
-def prepare(corpus: str = "sample", data_dir=None, men_types="paper", max_sentences: int | None = None) -> MTLData:
+def prepare(
+    corpus: str = "sample", data_dir=None, men_types="paper", max_sentences: int | None = None
+) -> MTLData:
     """Load ``corpus`` and tag every sentence for both tasks.
 
     ``men_types="paper"`` follows the paper (BC5CDR: diseases only); ``None`` normalizes every type.
@@ -182,10 +184,19 @@ def train_row(row: str, data: MTLData, config=None, vectors=None, progress: bool
     models, histories = {}, {}
     for tasks in task_sets:
         cfg = replace(config, tasks=tasks, feedback="none" if pipeline else config.feedback)
-        model = MultiTaskTagger.build(cfg, words, {t: data.tags["train"][t] for t in tasks},
-                                      keyed_vectors=vectors, extra_words=_vector_words(vectors, data))
+        model = MultiTaskTagger.build(
+            cfg,
+            words,
+            {t: data.tags["train"][t] for t in tasks},
+            keyed_vectors=vectors,
+            extra_words=_vector_words(vectors, data),
+        )
         train_data = {
-            t: (lambda g, t=t, m=model: m.make_batches(words, {t: data.tags["train"][t]}, shuffle=True, generator=g))
+            t: (
+                lambda g, t=t, m=model: m.make_batches(
+                    words, {t: data.tags["train"][t]}, shuffle=True, generator=g
+                )
+            )
             for t in tasks
         }
 
@@ -220,17 +231,27 @@ def decode_predictions(data: MTLData, split: str, tags: dict[str, list[list[str]
     combined = None
     if "mer" in tags:
         men_tags = tags.get("men", [None] * len(items))
-        combined = [x.decode(ner_tags=mer, concept_tags=men)
-                    for x, mer, men in zip(items, tags["mer"], men_tags, strict=True)]
+        combined = [
+            x.decode(ner_tags=mer, concept_tags=men)
+            for x, mer, men in zip(items, tags["mer"], men_tags, strict=True)
+        ]
     if combined is not None and data.men_types is not None:  # concepts only for the normalized types
         for mentions in combined:
             for m in mentions:
                 if m.type not in data.men_types:
                     m.concept = ""
-    men_only = [x.decode(concept_tags=t, mention_type=data.men_type) for x, t in zip(items, tags["men"], strict=True)] \
-        if "men" in tags else None
-    return (predicted_documents(items, combined) if combined is not None else None,
-            predicted_documents(items, men_only) if men_only is not None else None)
+    men_only = (
+        [
+            x.decode(concept_tags=t, mention_type=data.men_type)
+            for x, t in zip(items, tags["men"], strict=True)
+        ]
+        if "men" in tags
+        else None
+    )
+    return (
+        predicted_documents(items, combined) if combined is not None else None,
+        predicted_documents(items, men_only) if men_only is not None else None,
+    )
 
 
 def paper_protocol(data: MTLData, split: str, tags: dict[str, list[list[str]]]) -> dict:
@@ -256,12 +277,20 @@ def evaluate(trained: TrainedRow, data: MTLData, split: str = "test") -> dict:
     gold = data.documents[split]
     standard = evaluate_documents(gold, combined)
     if data.men_types is not None:  # normalization scored on the normalized types only
-        standard["protocols"]["men-mention"] = {**men_mention_prf(gold, combined, types=data.men_types).as_dict(),
-                                                "types": sorted(data.men_types)}
-        standard["protocols"]["men-document"] = {**men_document_prf(gold, combined, types=data.men_types).as_dict(),
-                                                 "types": sorted(data.men_types)}
-    mer_spans = [(d.uid, m.start, m.end) for d in combined for m in d.mentions
-                 if data.men_types is None or m.type in data.men_types]
+        standard["protocols"]["men-mention"] = {
+            **men_mention_prf(gold, combined, types=data.men_types).as_dict(),
+            "types": sorted(data.men_types),
+        }
+        standard["protocols"]["men-document"] = {
+            **men_document_prf(gold, combined, types=data.men_types).as_dict(),
+            "types": sorted(data.men_types),
+        }
+    mer_spans = [
+        (d.uid, m.start, m.end)
+        for d in combined
+        for m in d.mentions
+        if data.men_types is None or m.type in data.men_types
+    ]
     men_spans = [(d.uid, m.start, m.end) for d in men_only for m in d.mentions]
     return {
         "paper_protocol": paper_protocol(data, split, tags),
@@ -271,8 +300,9 @@ def evaluate(trained: TrainedRow, data: MTLData, split: str = "test") -> dict:
     }
 
 
-def oov_subset_scores(data: MTLData, split: str, combined: list[Document], men_only: list[Document],
-                      embedding_vocab) -> dict:
+def oov_subset_scores(
+    data: MTLData, split: str, combined: list[Document], men_only: list[Document], embedding_vocab
+) -> dict:
     """F1 of the MER and MEN outputs on the IV / OOTV / OOEV / OOBV test entities (Zhao et al., Tables 6-7).
 
     The training vocabulary is the words of ``data``'s train split, the embedding vocabulary the words
@@ -294,21 +324,32 @@ def oov_subset_scores(data: MTLData, split: str, combined: list[Document], men_o
         for d in docs:
             uid = gold_docs[d.uid].uid if d.uid in gold_docs else d.uid
             for m in d.mentions:
-                out.add((uid, m.start, m.end, m.type) if task == "mer" else (uid, m.start, m.end, frozenset(m.ids)))
+                out.add(
+                    (uid, m.start, m.end, m.type)
+                    if task == "mer"
+                    else (uid, m.start, m.end, frozenset(m.ids))
+                )
         return out
 
     normalized = data.men_types
-    gold = {"mer": {(u, m.start, m.end, m.type) for u, m in gold_mentions},
-            "men": {(u, m.start, m.end, frozenset(m.ids)) for u, m in gold_mentions
-                    if m.ids and (normalized is None or m.type in normalized)}}
+    gold = {
+        "mer": {(u, m.start, m.end, m.type) for u, m in gold_mentions},
+        "men": {
+            (u, m.start, m.end, frozenset(m.ids))
+            for u, m in gold_mentions
+            if m.ids and (normalized is None or m.type in normalized)
+        },
+    }
     pred = {"mer": keys(combined, "mer"), "men": keys(men_only, "men")}
     out = {}
     for name in OOV_SUBSETS:
         chosen = [gold_mentions[i] for i in subsets[name]]
         out[name] = {"entities": len(chosen)}
         for task in ("mer", "men"):
-            subset = {(u, m.start, m.end, m.type) if task == "mer" else (u, m.start, m.end, frozenset(m.ids))
-                      for u, m in chosen}
+            subset = {
+                (u, m.start, m.end, m.type) if task == "mer" else (u, m.start, m.end, frozenset(m.ids))
+                for u, m in chosen
+            }
             out[name][task] = prf_on_subset(gold[task], pred[task], subset & gold[task]).as_dict()
     return out
 
@@ -317,8 +358,15 @@ def oov_subset_scores(data: MTLData, split: str, combined: list[Document], men_o
 # Reproduction
 
 
-def reproduce(corpora=None, data_dir=None, seed=13, results_dir=Path("results"), scale="full", only=None,
-              epochs: int | None = None) -> list[Path]:
+def reproduce(
+    corpora=None,
+    data_dir=None,
+    seed=13,
+    results_dir=Path("results"),
+    scale="full",
+    only=None,
+    epochs: int | None = None,
+) -> list[Path]:
     """Train the Table 2 rows on each corpus and write ``results/mtl/<corpus>.json`` (+ CSV, PubTator).
 
     Results accumulate: running again with another ``--seed`` or ``--only`` row adds to the file, so the
@@ -336,16 +384,19 @@ def reproduce(corpora=None, data_dir=None, seed=13, results_dir=Path("results"),
         vectors, vector_info = word_vectors(corpus, data_dir, seed=seed)
         for row in only or DEFAULT_ROWS:
             started = time.time()
-            config = row_config(row, seed=seed, word_dim=vectors.vector_size,
-                                **({"epochs": epochs} if epochs else {}))
+            config = row_config(
+                row, seed=seed, word_dim=vectors.vector_size, **({"epochs": epochs} if epochs else {})
+            )
             trained = train_row(row, data, config, vectors)
             scores = evaluate(trained, data, "test")
             predictions = scores.pop("_predictions")
             stem = Path(results_dir) / "mtl" / corpus / f"{row}-seed{seed}"
             write_pubtator(predictions["combined"], stem.with_suffix(".pubtator"))
             write_pubtator(predictions["men_tags"], stem.with_name(stem.name + ".men-tags.pubtator"))
-            dev_best = {k: max((h["dev"] for h in hist if h["dev"] is not None), default=None)
-                        for k, hist in trained.histories.items()}
+            dev_best = {
+                k: max((h["dev"] for h in hist if h["dev"] is not None), default=None)
+                for k, hist in trained.histories.items()
+            }
             run = {
                 "row": row,
                 "paper_row": ROWS[row][0],
@@ -353,17 +404,31 @@ def reproduce(corpora=None, data_dir=None, seed=13, results_dir=Path("results"),
                 "test": scores,
                 "dev_best": dev_best,
                 "epochs_run": {k: len(h) for k, h in trained.histories.items()},
-                "best_epoch": {k: max(h, key=lambda e: e["dev"] or -1)["epoch"] for k, h in trained.histories.items()},
+                "best_epoch": {
+                    k: max(h, key=lambda e: e["dev"] or -1)["epoch"] for k, h in trained.histories.items()
+                },
                 "history": trained.histories,
                 "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
                 "men_types": sorted(data.men_types) if data.men_types else "all",
                 "word_vectors": vector_info,
-                "predictions": {"combined": str(stem.with_suffix(".pubtator")),
-                                "men_tags": str(stem.with_name(stem.name + ".men-tags.pubtator"))},
-                "rescore": (f"python -m mernlib evaluate --gold <{corpus} test file> --pred {stem.with_suffix('.pubtator')}"
-                            + (f" --types {' '.join(sorted(data.men_types))}  (normalization scores)" if data.men_types else "")),
-                "provenance": run_record(seed=seed, scale=scale, encoder="Bi-LSTM-CNNs (word2vec 50-d trained in the kit)",
-                                         started=started),
+                "predictions": {
+                    "combined": str(stem.with_suffix(".pubtator")),
+                    "men_tags": str(stem.with_name(stem.name + ".men-tags.pubtator")),
+                },
+                "rescore": (
+                    f"python -m mernlib evaluate --gold <{corpus} test file> --pred {stem.with_suffix('.pubtator')}"
+                    + (
+                        f" --types {' '.join(sorted(data.men_types))}  (normalization scores)"
+                        if data.men_types
+                        else ""
+                    )
+                ),
+                "provenance": run_record(
+                    seed=seed,
+                    scale=scale,
+                    encoder="Bi-LSTM-CNNs (word2vec 50-d trained in the kit)",
+                    started=started,
+                ),
             }
             written.append(_merge_run(out_json, f"{row}/seed{seed}", run, paper, corpus))
     return written
@@ -379,8 +444,11 @@ def _merge_run(out_json: Path, key: str, run: dict, paper: dict, corpus: str) ->
     out_json.parent.mkdir(parents=True, exist_ok=True)
     with open(out_json.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        result = json.loads(out_json.read_text()) if out_json.exists() else {
-            "experiment": "mtl", "paper": paper["citation"], "corpus": corpus, "runs": {}}
+        result = (
+            json.loads(out_json.read_text())
+            if out_json.exists()
+            else {"experiment": "mtl", "paper": paper["citation"], "corpus": corpus, "runs": {}}
+        )
         result["runs"][key] = run
         result["runs"] = dict(sorted(result["runs"].items()))
         result["summary"] = summarize(result["runs"], paper.get(corpus, {}))
@@ -398,6 +466,7 @@ def summarize(runs: dict, paper_rows: dict) -> list[dict]:
         by_row.setdefault(run["row"], []).append(run)
     lines = []
     for row, row_runs in by_row.items():
+
         def values(get, row_runs=row_runs):
             return [get(r["test"]) for r in row_runs]
 
@@ -426,4 +495,6 @@ def _write_csv(lines: list[dict], path: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         for line in lines:
-            writer.writerow({k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in line.items()})
+            writer.writerow(
+                {k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in line.items()}
+            )

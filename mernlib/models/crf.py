@@ -110,7 +110,9 @@ class CRF(nn.Module):
 
     # -- argmax_y s(x, y): Viterbi ----------------------------------------------------------------
     @torch.no_grad()
-    def decode(self, emissions: torch.Tensor, mask: torch.Tensor, top_k: int | None = None) -> list[list[int]]:
+    def decode(
+        self, emissions: torch.Tensor, mask: torch.Tensor, top_k: int | None = None
+    ) -> list[list[int]]:
         """Best tag sequence of each sentence (lists of the sentence's true length).
 
         delta_1(j) = start_j + P[1, j];  delta_t(j) = P[t, j] + max_i (delta_{t-1}(i) + A[i, j]),
@@ -217,12 +219,16 @@ class _MatmulForwardAlgorithm(torch.autograd.Function):
 
 def _check(emissions: torch.Tensor, mask: torch.Tensor) -> None:
     if emissions.dim() != 3 or mask.shape != emissions.shape[:2]:
-        raise ValueError(f"emissions must be [B, T, L] and mask [B, T]; got {tuple(emissions.shape)}, {tuple(mask.shape)}")
+        raise ValueError(
+            f"emissions must be [B, T, L] and mask [B, T]; got {tuple(emissions.shape)}, {tuple(mask.shape)}"
+        )
     if not bool(mask[:, 0].all()):
         raise ValueError("every sentence needs at least one token and mask must be left-aligned")
 
 
-def _backtrack(last: torch.Tensor, backpointers: list[torch.Tensor], mask: torch.Tensor, cand) -> list[list[int]]:
+def _backtrack(
+    last: torch.Tensor, backpointers: list[torch.Tensor], mask: torch.Tensor, cand
+) -> list[list[int]]:
     """Follow back-pointers from the best final tag, vectorised over the batch.
 
     For sentence b the path starts at position ``len_b - 1``; positions after it hold garbage that is

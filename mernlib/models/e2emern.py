@@ -493,7 +493,10 @@ class E2EMERN(nn.Module):
         return out["loss"]
 
     def make_batches(
-        self, sentences: Sequence[TaggedSentence], generator: torch.Generator | None = None, shuffle: bool = True
+        self,
+        sentences: Sequence[TaggedSentence],
+        generator: torch.Generator | None = None,
+        shuffle: bool = True,
     ) -> list[E2EBatch]:
         """One epoch of batches: samples rebuilt (negatives redrawn, seeded by ``generator``), then
         ``batch_size`` sentences per batch with *all* their samples.
@@ -501,7 +504,11 @@ class E2EMERN(nn.Module):
         Length bucketing: sentences are shuffled, cut into pools of 50 batches, sorted by length
         inside each pool and cut into batches, and the batches shuffled -- little padding, yet a
         different grouping every epoch."""
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else self.config.seed
+        seed = (
+            int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+            if generator is not None
+            else self.config.seed
+        )
         rng = random.Random(seed)
         samples = build_samples(sentences, self.entity_names, self.config.n_negatives, rng)
         by_sentence: dict[int, list[Sample]] = {}
@@ -524,7 +531,9 @@ class E2EMERN(nn.Module):
         for chosen in groups:
             local = {g: k for k, g in enumerate(chosen)}
             batch_samples = [
-                Sample(local[s.sentence], s.concept, s.label, s.high_tags) for g in chosen for s in by_sentence[g]
+                Sample(local[s.sentence], s.concept, s.label, s.high_tags)
+                for g in chosen
+                for s in by_sentence[g]
             ]
             batches.append(E2EBatch([sentences[g] for g in chosen], batch_samples))
         return batches
@@ -866,7 +875,9 @@ def predicted_mentions(item, predicted: Sequence[PredictedMention]):
     (a mention without a concept gets ``-1``, NIL); feed them to :func:`mernlib.tags.predicted_documents`."""
     from ..tags import spans_to_mentions
 
-    mentions = spans_to_mentions(item.sentence, item.document.text, [(p.start, p.end, p.type) for p in predicted])
+    mentions = spans_to_mentions(
+        item.sentence, item.document.text, [(p.start, p.end, p.type) for p in predicted]
+    )
     for m, p in zip(mentions, predicted, strict=True):
         m.concept = p.concept or "-1"
     return mentions

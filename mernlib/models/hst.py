@@ -175,8 +175,13 @@ def get_default_config(**overrides) -> HSTConfig:
 def normalize_entity_type(entity_type: str) -> str:
     """``"gene/protein"``, ``"Gene_Protein"``, ``"gene"`` ... -> ``"gene-protein"`` (one of :data:`ENTITY_TYPES`)."""
     key = entity_type.strip().lower().replace("/", "-").replace("_", "-").replace(" ", "-")
-    key = {"gene": "gene-protein", "protein": "gene-protein", "genes": "gene-protein",
-           "chemicals": "chemical", "diseases": "disease"}.get(key, key)
+    key = {
+        "gene": "gene-protein",
+        "protein": "gene-protein",
+        "genes": "gene-protein",
+        "chemicals": "chemical",
+        "diseases": "disease",
+    }.get(key, key)
     if key not in ENTITY_TYPES:
         raise KeyError(f"unknown entity type {entity_type!r}; known: {', '.join(ENTITY_TYPES)}")
     return key
@@ -331,10 +336,14 @@ def load_hst_datasets(
         else:
             dataset = registry.get(name)
             if dataset.task != "iob" or dataset.group is None:
-                raise ValueError(f"{dataset.name} is not an IOB dataset with an entity type (task {dataset.task})")
+                raise ValueError(
+                    f"{dataset.name} is not an IOB dataset with an entity type (task {dataset.task})"
+                )
             key, entity_type = dataset.name, dataset.group
             try:
-                paths = {s: Path(registry.locate(dataset, s, data_dir=data_dir, download=download)) for s in SPLITS}
+                paths = {
+                    s: Path(registry.locate(dataset, s, data_dir=data_dir, download=download)) for s in SPLITS
+                }
             except DataNotFoundError as err:
                 warnings.warn(f"HST: skipping dataset {dataset.name}:\n{err}", DatasetSkipped, stacklevel=2)
                 continue
@@ -342,8 +351,15 @@ def load_hst_datasets(
         sizes = {s: len(v) for s, v in splits.items()}
         caps = {"train": train_cap, "devel": eval_cap, "test": eval_cap}
         capped = {s: _cap(v, caps[s], seed, f"{key}:{s}") for s, v in splits.items()}
-        out[key] = HSTDataset(key, entity_type, capped["train"], capped["devel"], capped["test"],
-                              sizes=sizes, source=str(paths["train"].parent))
+        out[key] = HSTDataset(
+            key,
+            entity_type,
+            capped["train"],
+            capped["devel"],
+            capped["test"],
+            sizes=sizes,
+            source=str(paths["train"].parent),
+        )
     return out
 
 
@@ -471,14 +487,19 @@ class HSTTagger(nn.Module):
     def __init__(
         self,
         config: HSTConfig | None = None,
-        datasets: Mapping[str, tuple[str, Sequence[str]]] | Iterable[HSTDataset] | Mapping[str, HSTDataset] = (),
+        datasets: Mapping[str, tuple[str, Sequence[str]]]
+        | Iterable[HSTDataset]
+        | Mapping[str, HSTDataset] = (),
         encoder: WordEncoder | None = None,
     ):
         super().__init__()
         self.config = dataclasses.replace(config) if config is not None else get_default_config()
         if isinstance(datasets, Mapping):
-            datasets = list(datasets.values()) if all(isinstance(v, HSTDataset) for v in datasets.values()) \
+            datasets = (
+                list(datasets.values())
+                if all(isinstance(v, HSTDataset) for v in datasets.values())
                 else [(k, v[0], list(v[1])) for k, v in datasets.items()]
+            )
         specs = [(d.name, d.entity_type, d.tags) if isinstance(d, HSTDataset) else d for d in datasets]
         if not specs:
             raise ValueError("HSTTagger needs at least one dataset")
@@ -500,10 +521,14 @@ class HSTTagger(nn.Module):
             self.type_layers = nn.ModuleDict(
                 {t: TypeLayer(hidden, dim, c.type_layer) for t in types} if c.use_type_level else {}
             )
-            self.type_heads = nn.ModuleDict({t: TypeHead(dim, c.type_head) for t in types} if c.use_type_level else {})
+            self.type_heads = nn.ModuleDict(
+                {t: TypeHead(dim, c.type_head) for t in types} if c.use_type_level else {}
+            )
             self.heads = nn.ModuleDict(
-                {name: DatasetHead(hidden, dim, tags, c.fusion if c.use_type_level else None)
-                 for name, _, tags in specs}
+                {
+                    name: DatasetHead(hidden, dim, tags, c.fusion if c.use_type_level else None)
+                    for name, _, tags in specs
+                }
             )
 
     # -- what the model knows -----------------------------------------------------------------------
@@ -605,7 +630,9 @@ class HSTTagger(nn.Module):
         return loss
 
     @torch.no_grad()
-    def predict(self, sentences: Sequence, dataset: HSTDataset | str, batch_size: int | None = None) -> list[list[str]]:
+    def predict(
+        self, sentences: Sequence, dataset: HSTDataset | str, batch_size: int | None = None
+    ) -> list[list[str]]:
         """Tags of ``sentences`` (TaggedSentence or token lists) in ``dataset``'s tag set."""
         name = self._name(dataset)
         was_training = self.training
@@ -621,7 +648,9 @@ class HSTTagger(nn.Module):
         return out  # type: ignore[return-value]
 
     @torch.no_grad()
-    def predict_types(self, sentences: Sequence, entity_type: str, batch_size: int | None = None) -> list[list[str]]:
+    def predict_types(
+        self, sentences: Sequence, entity_type: str, batch_size: int | None = None
+    ) -> list[list[str]]:
         """Type-level tags (``O/B-type/I-type``) of ``sentences`` from the type layer of ``entity_type``."""
         if not self.config.use_type_level:
             raise ValueError("this model has no type level (use_type_level=False)")
@@ -649,7 +678,9 @@ class HSTTagger(nn.Module):
             "format": FORMAT,
             "config": asdict(self.config),
             "encoder_name": encoder_name(self.config.encoder),
-            "datasets": {n: {"entity_type": self.entity_type_of[n], "tags": self.tags_of(n)} for n in self.heads},
+            "datasets": {
+                n: {"entity_type": self.entity_type_of[n], "tags": self.tags_of(n)} for n in self.heads
+            },
         }
         return save_encoder_model(self, directory, meta)
 
@@ -662,7 +693,10 @@ class HSTTagger(nn.Module):
 
     def copy(self) -> HSTTagger:
         """A deep copy sharing the (stateless) tokenizer and aligner."""
-        memo = {id(self.encoder.tokenizer): self.encoder.tokenizer, id(self.encoder.aligner): self.encoder.aligner}
+        memo = {
+            id(self.encoder.tokenizer): self.encoder.tokenizer,
+            id(self.encoder.aligner): self.encoder.aligner,
+        }
         return copy.deepcopy(self, memo)
 
 
@@ -722,7 +756,9 @@ def trainable_parts(model: HSTTagger) -> list[str]:
     return [p for p, names in model_parts(model).items() if any(params[n].requires_grad for n in names)]
 
 
-def fine_tune_parts(model: HSTTagger, dataset: HSTDataset | str, config: HSTConfig | None = None) -> list[str]:
+def fine_tune_parts(
+    model: HSTTagger, dataset: HSTDataset | str, config: HSTConfig | None = None
+) -> list[str]:
     """What :func:`fine_tune` trains for ``dataset``: the encoder (``fine_tune_encoder``), the
     dataset's type layer + type head (``fine_tune_type_layer``, when there is a type level) and its head."""
     c = config or model.config
@@ -745,13 +781,17 @@ def dataset_sampler(kind: str = "proportional") -> Callable[[dict[str, int], ran
     ``"proportional"``: probability proportional to the dataset's batches left this epoch (so, at
     the start, to its size); ``"uniform"``: every dataset with batches left equally likely."""
     if kind == "proportional":
+
         def proportional(left: dict[str, int], rng: random.Random) -> str:
             names = sorted(n for n, k in left.items() if k > 0)
             return rng.choices(names, weights=[left[n] for n in names])[0]
+
         return proportional
     if kind == "uniform":
+
         def uniform(left: dict[str, int], rng: random.Random) -> str:
             return rng.choice(sorted(n for n, k in left.items() if k > 0))
+
         return uniform
     raise ValueError(f"sampler must be proportional|uniform, not {kind!r}")
 
@@ -782,7 +822,9 @@ def _train_data(model: HSTTagger, datasets: list[HSTDataset], batch_size: int) -
         encoded = model.encoder.aligner.encode([s.tokens for s in d.train])  # once, not every epoch
 
         def epoch(generator, d=d, encoded=encoded):
-            return model.make_batches(d, d.train, batch_size, shuffle=True, generator=generator, encoded=encoded)
+            return model.make_batches(
+                d, d.train, batch_size, shuffle=True, generator=generator, encoded=encoded
+            )
 
         data[d.name] = epoch
     return data
@@ -820,7 +862,9 @@ def train_multitask(model: HSTTagger, datasets, config: HSTConfig | None = None,
     return result
 
 
-def fine_tune(model: HSTTagger, dataset: HSTDataset, config: HSTConfig | None = None, **overrides) -> HSTTagger:
+def fine_tune(
+    model: HSTTagger, dataset: HSTDataset, config: HSTConfig | None = None, **overrides
+) -> HSTTagger:
     """Fine-tuning stage: a *copy* of ``model`` trained on ``dataset`` alone, for
     ``fine_tune_epochs``; only :func:`fine_tune_parts` are trainable, everything else is frozen.
     The copy is returned (its ``history[-1]["result"]`` is the ``FitResult``); ``model`` is unchanged."""

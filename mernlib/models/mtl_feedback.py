@@ -181,7 +181,9 @@ class CharCNN(nn.Module):
     Padded character slots are excluded from the max; a padding *token* (no characters) gets zeros.
     """
 
-    def __init__(self, num_chars: int, char_dim: int = 30, filters: int = 30, width: int = 3, dropout: float = 0.5):
+    def __init__(
+        self, num_chars: int, char_dim: int = 30, filters: int = 30, width: int = 3, dropout: float = 0.5
+    ):
         super().__init__()
         self.embed = nn.Embedding(num_chars, char_dim, padding_idx=PAD)
         _uniform_init_(self.embed.weight)
@@ -205,12 +207,20 @@ class CharCNN(nn.Module):
 class WordRepresentation(nn.Module):
     """x_i = w_i ∘ r_i: word embedding concatenated with the char-CNN features (if ``char_cnn``)."""
 
-    def __init__(self, num_words: int, word_dim: int, char_cnn: CharCNN | None = None, pretrained: torch.Tensor | None = None):
+    def __init__(
+        self,
+        num_words: int,
+        word_dim: int,
+        char_cnn: CharCNN | None = None,
+        pretrained: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.embed = nn.Embedding(num_words, word_dim, padding_idx=PAD)
         if pretrained is not None:
             if tuple(pretrained.shape) != (num_words, word_dim):
-                raise ValueError(f"pretrained matrix is {tuple(pretrained.shape)}, expected {(num_words, word_dim)}")
+                raise ValueError(
+                    f"pretrained matrix is {tuple(pretrained.shape)}, expected {(num_words, word_dim)}"
+                )
             with torch.no_grad():
                 self.embed.weight.copy_(pretrained)
         else:
@@ -238,18 +248,31 @@ class BiLSTMEncoder(nn.Module):
     sentence's last real token, not at the padding.
     """
 
-    def __init__(self, input_dim: int, hidden_size: int = 100, num_layers: int = 3, dropout: float = 0.5, layer_dropout: float = 0.0):
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_size: int = 100,
+        num_layers: int = 3,
+        dropout: float = 0.5,
+        layer_dropout: float = 0.0,
+    ):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.lstm = nn.LSTM(
-            input_dim, hidden_size, num_layers=num_layers, bidirectional=True, batch_first=True,
+            input_dim,
+            hidden_size,
+            num_layers=num_layers,
+            bidirectional=True,
+            batch_first=True,
             dropout=layer_dropout if num_layers > 1 else 0.0,
         )
         self.out_dim = 2 * hidden_size
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         lengths = mask.sum(1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.dropout(x), lengths, batch_first=True, enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.dropout(x), lengths, batch_first=True, enforce_sorted=False
+        )
         out, _ = self.lstm(packed)
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return self.dropout(out)
@@ -282,8 +305,14 @@ class Feedback(nn.Module):
 class TaskHead(nn.Module):
     """Emissions P = v_task W + b, decoded by a softmax per token or by a CRF over the sentence."""
 
-    def __init__(self, in_dim: int, num_tags: int, decoder: str = "crf", crf_top_k: int | None = 32,
-                 reduction: str = "sum"):
+    def __init__(
+        self,
+        in_dim: int,
+        num_tags: int,
+        decoder: str = "crf",
+        crf_top_k: int | None = 32,
+        reduction: str = "sum",
+    ):
         super().__init__()
         self.reduction = reduction
         self.linear = nn.Linear(in_dim, num_tags)
@@ -337,9 +366,15 @@ class MultiTaskTagger(nn.Module):
         # Parameters are initialised from config.seed alone (not from the global RNG state).
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c.seed)
-            char_cnn = CharCNN(len(char_vocab), c.char_dim, c.char_filters, c.char_width, c.dropout) if c.use_chars else None
+            char_cnn = (
+                CharCNN(len(char_vocab), c.char_dim, c.char_filters, c.char_width, c.dropout)
+                if c.use_chars
+                else None
+            )
             self.word_repr = WordRepresentation(len(vocab), c.word_dim, char_cnn, pretrained)
-            self.encoder = BiLSTMEncoder(self.word_repr.out_dim, c.hidden_size, c.num_layers, c.dropout, c.lstm_layer_dropout)
+            self.encoder = BiLSTMEncoder(
+                self.word_repr.out_dim, c.hidden_size, c.num_layers, c.dropout, c.lstm_layer_dropout
+            )
             dim = self.encoder.out_dim
             self.feedback = nn.ModuleDict()
             self.heads = nn.ModuleDict()
@@ -348,7 +383,9 @@ class MultiTaskTagger(nn.Module):
                 if c.receives_feedback(task):
                     self.feedback[task] = Feedback(dim, len(self.tag_vocabs[self.other(task)]))
                     in_dim = self.feedback[task].out_dim
-                self.heads[task] = TaskHead(in_dim, len(self.tag_vocabs[task]), c.decoder, c.crf_top_k, c.loss_reduction)
+                self.heads[task] = TaskHead(
+                    in_dim, len(self.tag_vocabs[task]), c.decoder, c.crf_top_k, c.loss_reduction
+                )
 
     # -- construction from data ---------------------------------------------------------------
     @classmethod
@@ -366,7 +403,12 @@ class MultiTaskTagger(nn.Module):
         ``extra_words`` join the word vocabulary without being training words: pass the words of unseen
         text that have a pretrained vector, so they are looked up instead of becoming UNK.
         """
-        vocab = Vocab.build(sentences, min_freq=config.word_min_freq, lower=config.lowercase, normalize_digits=config.normalize_digits)
+        vocab = Vocab.build(
+            sentences,
+            min_freq=config.word_min_freq,
+            lower=config.lowercase,
+            normalize_digits=config.normalize_digits,
+        )
         for word in extra_words:
             vocab.add(word)
         char_vocab = CharVocab.build(sentences) if config.use_chars else None
@@ -382,19 +424,39 @@ class MultiTaskTagger(nn.Module):
     def other(task: str) -> str:
         return {"mer": "men", "men": "mer"}[task]
 
-    def make_batch(self, sentences: Sequence[Sequence[str]], tags: Mapping[str, Sequence[Sequence[str]]] | None = None,
-                   train: bool = True, index: list[int] | None = None) -> Batch:
+    def make_batch(
+        self,
+        sentences: Sequence[Sequence[str]],
+        tags: Mapping[str, Sequence[Sequence[str]]] | None = None,
+        train: bool = True,
+        index: list[int] | None = None,
+    ) -> Batch:
         tags = {t: s for t, s in (tags or {}).items() if t in self.tag_vocabs}
-        return encode_batch(sentences, self.vocab, self.char_vocab, tags, self.tag_vocabs, train=train, index=index)
+        return encode_batch(
+            sentences, self.vocab, self.char_vocab, tags, self.tag_vocabs, train=train, index=index
+        )
 
-    def make_batches(self, sentences: Sequence[Sequence[str]], tags: Mapping[str, Sequence[Sequence[str]]] | None = None,
-                     batch_size: int | None = None, shuffle: bool = False, generator: torch.Generator | int | None = None,
-                     train: bool = True) -> list[Batch]:
+    def make_batches(
+        self,
+        sentences: Sequence[Sequence[str]],
+        tags: Mapping[str, Sequence[Sequence[str]]] | None = None,
+        batch_size: int | None = None,
+        shuffle: bool = False,
+        generator: torch.Generator | int | None = None,
+        train: bool = True,
+    ) -> list[Batch]:
         """Length-bucketed batches (see :func:`mernlib.vocab.length_bucketed_batches`)."""
-        groups = length_bucketed_batches([len(s) for s in sentences], batch_size or self.config.batch_size, shuffle, generator)
+        groups = length_bucketed_batches(
+            [len(s) for s in sentences], batch_size or self.config.batch_size, shuffle, generator
+        )
         tags = tags or {}
         return [
-            self.make_batch([sentences[i] for i in g], {t: [seqs[i] for i in g] for t, seqs in tags.items()}, train, index=g)
+            self.make_batch(
+                [sentences[i] for i in g],
+                {t: [seqs[i] for i in g] for t, seqs in tags.items()},
+                train,
+                index=g,
+            )
             for g in groups
         ]
 
@@ -458,7 +520,9 @@ class MultiTaskTagger(nn.Module):
         finally:
             self.train(was_training)
 
-    def predict_tags(self, sentences: Sequence[Sequence[str]], batch_size: int = 256) -> dict[str, list[list[str]]]:
+    def predict_tags(
+        self, sentences: Sequence[Sequence[str]], batch_size: int = 256
+    ) -> dict[str, list[list[str]]]:
         """Tag strings per task for every sentence, in the input order."""
         out: dict[str, list] = {t: [None] * len(sentences) for t in self.config.tasks}
         for batch in self.make_batches(sentences, batch_size=batch_size, shuffle=False):
