@@ -440,3 +440,17 @@ def load_heads(model: nn.Module, directory: str | os.PathLike, map_location="cpu
     if bad:
         raise ValueError(f"{path} does not match the model: {bad}")
     return model.to(map_location).eval()
+
+
+def encoder_for(config, encoder: WordEncoder | None = None) -> WordEncoder:
+    """The encoder a model is built on: ``encoder`` if given, else the one ``config.encoder`` names.
+
+    A given encoder decides the windowing, and ``config.max_length`` / ``config.stride`` are set to match,
+    so that save and load rebuild the same encoder.
+    """
+    if encoder is None:
+        transformer, tokenizer = load_encoder(config.encoder)
+        return WordEncoder(transformer, tokenizer, config.max_length, config.stride)
+    config.max_length = encoder.aligner.max_length
+    config.stride = encoder.aligner.stride
+    return encoder

@@ -77,8 +77,8 @@ from tqdm.auto import tqdm
 from ..corpus import split_concept
 from ..encoders import (
     WordEncoder,
+    encoder_for,
     encoder_name,
-    load_encoder,
     load_heads,
     read_encoder_model,
     save_encoder_model,
@@ -325,12 +325,7 @@ class E2EMERN(nn.Module):
         super().__init__()
         self.config = dataclasses.replace(config) if config is not None else get_default_config()  # own copy
         torch.manual_seed(self.config.seed)
-        if encoder is None:
-            model, tokenizer = load_encoder(self.config.encoder)
-            encoder = WordEncoder(model, tokenizer, self.config.max_length, self.config.stride)
-        else:  # a given encoder decides the windowing; the config records it (save/load rebuild it)
-            self.config.max_length = encoder.aligner.max_length
-            self.config.stride = encoder.aligner.stride
+        encoder = encoder_for(self.config, encoder)
         self.encoder = encoder
         self.entity_types = sorted(set(entity_types))
         self.low_tags = ["O"] + [f"{p}-{t}" for t in self.entity_types for p in ("B", "I")]

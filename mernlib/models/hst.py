@@ -93,8 +93,8 @@ from mernlib.conll import TaggedSentence, read_iob, write_iob
 from mernlib.encoders import (
     WordBatch,
     WordEncoder,
+    encoder_for,
     encoder_name,
-    load_encoder,
     load_heads,
     read_encoder_model,
     save_encoder_model,
@@ -504,12 +504,7 @@ class HSTTagger(nn.Module):
         if not specs:
             raise ValueError("HSTTagger needs at least one dataset")
         self.entity_type_of = {name: normalize_entity_type(et) for name, et, _ in specs}
-        if encoder is None:
-            model, tokenizer = load_encoder(self.config.encoder)
-            encoder = WordEncoder(model, tokenizer, self.config.max_length, self.config.stride)
-        else:  # a given encoder decides the windowing; the config records it (save/load rebuild it)
-            self.config.max_length = encoder.aligner.max_length
-            self.config.stride = encoder.aligner.stride
+        encoder = encoder_for(self.config, encoder)
         self.encoder = encoder
         c = self.config
         hidden = encoder.hidden_size
