@@ -52,6 +52,24 @@ def evaluate_files(gold: str, pred: str, types: list[str] | None = None) -> dict
     return evaluate_documents(read_pubtator(gold), read_pubtator(pred), types=types)
 
 
+def result_table(path: str, columns: list[str] | None = None) -> str:
+    """The summary rows of a results file as markdown: the MTL experiment's per-row means over seeds
+    (recomputed from its runs), or the ``table`` of E2EMERN."""
+    from .report import markdown_table
+
+    result = json.loads(Path(path).read_text(encoding="utf-8"))
+    if result.get("experiment") == "mtl":
+        from . import reference
+        from .experiments.mtl import summarize
+
+        rows = summarize(result["runs"], reference.load("zhao2019").get(result["corpus"], {}))
+    elif "table" in result:
+        rows = result["table"]
+    else:
+        raise ValueError(f"{path}: no 'table' and not an MTL result; nothing to print")
+    return markdown_table(rows, columns)
+
+
 def _run(args) -> int:
     from .runner import NOTEBOOKS_DIR, discover_notebooks, run_all
 
@@ -106,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override the experiment's number of training epochs")
     p.add_argument("--results-dir", default="results")
 
+    p = sub.add_parser("table", help="print a results file's summary as a markdown table (for the README)")
+    p.add_argument("result", help="results/<experiment>/<corpus>.json")
+    p.add_argument("--columns", nargs="+", help="the columns to print, in order (default: all)")
+
     p = sub.add_parser("strip", help="remove outputs from notebooks before committing")
     p.add_argument("notebooks", nargs="+")
     return parser
@@ -137,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             for path in written:
                 print(f"wrote {path}")
             print(f"done in {time.time() - started:.0f} s")
+        elif args.command == "table":
+            print(result_table(args.result, args.columns))
         elif args.command == "strip":
             from .runner import strip_outputs
 

@@ -86,6 +86,31 @@ def write_json(data: dict, path: str | Path) -> Path:
     return path
 
 
+def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """A GitHub markdown table of result rows, so the README's tables are printed from `results/`,
+    not typed. ``x`` and ``x_sd`` (a spread over seeds) print as one cell ``x ± sd``; lists print
+    space-separated; missing values print as an em dash."""
+    columns = columns or [k for k in dict.fromkeys(k for row in rows for k in row) if not k.endswith("_sd")]
+
+    def cell(row: dict, key: str) -> str:
+        value = row.get(key)
+        if value is None or value == "":
+            return "—"
+        if isinstance(value, list):
+            return " ".join(map(str, value))
+        if isinstance(value, float):
+            text = f"{value:.4f}"
+            spread = row.get(key + "_sd")
+            return text + (f" ± {spread:.4f}" if spread is not None else "")
+        return str(value)
+
+    numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows) for c in columns]
+    lines = ["| " + " | ".join(columns) + " |"]
+    lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
+    lines += ["| " + " | ".join(cell(row, c) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def save_metrics(metrics: dict, metrics_file: str = "") -> dict:
     """Hand a notebook's headline metrics to the runner (when ``metrics_file`` is set) and show them.
 

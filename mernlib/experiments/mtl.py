@@ -477,7 +477,13 @@ def summarize(runs: dict, paper_rows: dict) -> list[dict]:
             "men_mention_f1_standard": values(lambda t: t["standard_protocol"]["men-mention"]["f1"]),
             "men_document_f1_standard": values(lambda t: t["standard_protocol"]["men-document"]["f1"]),
         }
-        line = {"row": row, "paper_row": ROWS[row][0], "seeds": [r["seed"] for r in row_runs]}
+        line = {
+            "row": row,
+            "paper_row": ROWS[row][0],
+            "seeds": [r["seed"] for r in row_runs],
+            "epochs": sorted({r["config"]["epochs"] for r in row_runs}),
+            "commits": sorted({_short_commit(r["provenance"]["git_commit"]) for r in row_runs}),
+        }
         for name, vals in metrics.items():
             line[name] = round(statistics.mean(vals), 4)
             if len(vals) > 1:
@@ -487,6 +493,12 @@ def summarize(runs: dict, paper_rows: dict) -> list[dict]:
         line["paper_men_f1"] = published.get("men_f1")
         lines.append(line)
     return lines
+
+
+def _short_commit(commit: str) -> str:
+    """``0123456789abc...+dirty`` -> ``0123456+dirty``: short, but never hiding a dirty tree."""
+    head, _, dirty = commit.partition("+")
+    return head[:7] + (f"+{dirty}" if dirty else "")
 
 
 def _write_csv(lines: list[dict], path: Path) -> None:

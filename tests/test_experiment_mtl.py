@@ -1,0 +1,86 @@
+"""The Table 2 reproduction (Zhao et al. 2019) on the sample corpus, one epoch: the JSON rows accumulate
+across seeds with their spread, the provenance is complete, the stored PubTator predictions re-score to the
+stored numbers, and `python -m mernlib table` prints the summary."""
+
+import json
+
+import pytest
+import torch
+
+from mernlib.cli import evaluate_files, main
+from mernlib.data import corpus_files
+from mernlib.experiments import mtl as experiment
+
+ROWS = ["bilstm-cnns-crf", "mtl-both-feedback"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("results")
+        for seed in (13, 14):
+            only = ROWS if seed == 13 else ROWS[1:]  # a second seed of the headline row only
+            experiment.reproduce(
+                corpora=["sample"], results_dir=out, scale="quick", only=only, epochs=1, seed=seed
+            )
+    finally:
+        torch.set_num_threads(before)
+    return out, json.loads((out / "mtl" / "sample.json").read_text())
+
+
+def test_runs_accumulate_per_row_and_seed(run):
+    out, result = run
+    assert result["experiment"] == "mtl" and result["corpus"] == "sample"
+    assert sorted(result["runs"]) == [
+        "bilstm-cnns-crf/seed13",
+        "mtl-both-feedback/seed13",
+        "mtl-both-feedback/seed14",
+    ]
+    for key, r in result["runs"].items():
+        assert r["config"]["epochs"] == 1 and f"seed{r['seed']}" in key
+        assert set(r["test"]) >= {"paper_protocol", "standard_protocol"}
+        for field in ("command", "seed", "scale", "encoder", "git_commit", "wall_time_s", "date"):
+            assert r["provenance"].get(field) is not None, field
+    assert (out / "mtl" / "sample.csv").exists()
+
+
+def test_summary_has_the_spread_over_seeds(run):
+    _, result = run
+    by_row = {line["row"]: line for line in result["summary"]}
+    headline, single = by_row["mtl-both-feedback"], by_row["bilstm-cnns-crf"]
+    assert headline["seeds"] == [13, 14] and single["seeds"] == [13]
+    assert "ner_f1_standard_sd" in headline and "ner_f1_standard_sd" not in single
+    runs = [result["runs"][f"mtl-both-feedback/seed{s}"] for s in (13, 14)]
+    mean = sum(r["test"]["standard_protocol"]["ner-mention-strict"]["f1"] for r in runs) / 2
+    assert headline["ner_f1_standard"] == pytest.approx(mean, abs=1e-4)
+    assert headline["epochs"] == [1] and headline["commits"]
+
+
+def test_predictions_rescore_to_the_stored_numbers(run):
+    out, result = run
+    gold = corpus_files("sample")["test"]
+    for r in result["runs"].values():
+        rescored = evaluate_files(str(gold), r["predictions"]["combined"])["protocols"]
+        stored = r["test"]["standard_protocol"]
+        for protocol in ("ner-mention-strict", "men-mention", "men-document"):
+            assert rescored[protocol]["f1"] == pytest.approx(stored[protocol]["f1"], abs=1e-9), protocol
+
+
+def test_table_command_prints_the_summary(run, capsys):
+    out, _ = run
+    assert (
+        main(["table", str(out / "mtl" / "sample.json"), "--columns", "row", "seeds", "ner_f1_standard"]) == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| row | seeds | ner_f1_standard |"
+    headline = next(line for line in lines if line.startswith("| mtl-both-feedback |"))
+    assert "13 14" in headline and " ± " in headline
+
+
+def test_table_command_refuses_a_file_without_a_table(tmp_path, capsys):
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"experiment": "data"}))
+    assert main(["table", str(path)]) == 2
+    assert "nothing to print" in capsys.readouterr().err
