@@ -84,3 +84,16 @@ def test_table_command_refuses_a_file_without_a_table(tmp_path, capsys):
     path.write_text(json.dumps({"experiment": "data"}))
     assert main(["table", str(path)]) == 2
     assert "nothing to print" in capsys.readouterr().err
+
+
+def test_stored_outputs_score_like_the_run(run):
+    """The error-analysis notebook reads the stored outputs back: they must give the run's numbers."""
+    out, result = run
+    data = experiment.prepare("sample", max_sentences=400)  # what scale="quick" trained and scored on
+    stored = experiment.stored_outputs("sample", "mtl-both-feedback", 14, results_dir=out)
+    scores = experiment.score_outputs(data, "test", stored["combined"], stored["men_tags"])
+    expected = result["runs"]["mtl-both-feedback/seed14"]["test"]
+    assert scores["paper_protocol"] == expected["paper_protocol"]
+    assert scores["standard_protocol"] == expected["standard_protocol"]
+    assert scores["boundary_inconsistency"] == expected["boundary_inconsistency"]
+    assert experiment.stored_outputs("sample", "mtl", 14, results_dir=out) is None  # never run

@@ -201,8 +201,7 @@ def train_row(row: str, data: MTLData, config=None, vectors=None, progress: bool
         }
 
         def dev_score(m, tasks=tasks):
-            tags = m.predict_tags(dev_words)
-            scores = paper_protocol(data, "dev", tags)
+            scores = paper_protocol(data, "dev", *decode_predictions(data, "dev", m.predict_tags(dev_words)))
             return sum(scores[t]["f1"] for t in tasks) / len(tasks)
 
         result = fit(model, train_data, cfg, dev_eval_fn=dev_score, progress=progress)
@@ -254,12 +253,11 @@ def decode_predictions(data: MTLData, split: str, tags: dict[str, list[list[str]
     )
 
 
-def paper_protocol(data: MTLData, split: str, tags: dict[str, list[list[str]]]) -> dict:
-    """MER F1 from the MER tags (span + type), MEN F1 from the MEN tags alone (span + concept IDs)."""
+def paper_protocol(data: MTLData, split: str, combined: list[Document], men_only: list[Document]) -> dict:
+    """MER F1 from the MER output (span + type), MEN F1 from the MEN tags' output alone (span + concept IDs)."""
     from ..metrics import men_mention_prf, ner_prf
 
     gold = data.documents[split]
-    combined, men_only = decode_predictions(data, split, tags)
     out = {}
     if combined is not None:
         out["mer"] = ner_prf(gold, combined).as_dict()
@@ -270,10 +268,17 @@ def paper_protocol(data: MTLData, split: str, tags: dict[str, list[list[str]]]) 
 
 def evaluate(trained: TrainedRow, data: MTLData, split: str = "test") -> dict:
     """Both protocols on ``split``, plus the boundary inconsistency between the MER and MEN outputs."""
-    from ..metrics import boundary_inconsistency, evaluate_documents, men_document_prf, men_mention_prf
-
     tags = trained.predict_tags(data.words[split])
     combined, men_only = decode_predictions(data, split, tags)
+    return score_outputs(data, split, combined, men_only)
+
+
+def score_outputs(data: MTLData, split: str, combined: list[Document], men_only: list[Document]) -> dict:
+    """:func:`evaluate` for outputs already made: a model's, or those a reproduction stored
+    (:func:`stored_outputs`). ``combined`` is the end-to-end output (MER spans with voted concepts),
+    ``men_only`` the MEN tags' own output."""
+    from ..metrics import boundary_inconsistency, evaluate_documents, men_document_prf, men_mention_prf
+
     gold = data.documents[split]
     standard = evaluate_documents(gold, combined)
     if data.men_types is not None:  # normalization scored on the normalized types only
@@ -293,11 +298,30 @@ def evaluate(trained: TrainedRow, data: MTLData, split: str = "test") -> dict:
     ]
     men_spans = [(d.uid, m.start, m.end) for d in men_only for m in d.mentions]
     return {
-        "paper_protocol": paper_protocol(data, split, tags),
+        "paper_protocol": paper_protocol(data, split, combined, men_only),
         "standard_protocol": standard["protocols"],
         "boundary_inconsistency": boundary_inconsistency(mer_spans, men_spans),
         "_predictions": {"combined": combined, "men_tags": men_only},
     }
+
+
+def stored_outputs(corpus: str, row: str, seed: int = 13, results_dir=Path("results")):
+    """The test-set outputs a reproduction run stored for ``row`` and ``seed`` (``combined``,
+    ``men_tags``), read back from its PubTator files; ``None`` when that run has not been made.
+
+    This is how the error-analysis notebook studies the very models of the results table without
+    training them again.
+    """
+    from ..pubtator import read_pubtator
+
+    stem = Path(results_dir) / "mtl" / corpus / f"{row}-seed{seed}"
+    files = {
+        "combined": stem.with_suffix(".pubtator"),
+        "men_tags": stem.with_name(stem.name + ".men-tags.pubtator"),
+    }
+    if not all(f.exists() for f in files.values()):
+        return None
+    return {name: read_pubtator(f) for name, f in files.items()}
 
 
 def oov_subset_scores(
