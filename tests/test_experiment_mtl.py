@@ -97,3 +97,12 @@ def test_stored_outputs_score_like_the_run(run):
     assert scores["standard_protocol"] == expected["standard_protocol"]
     assert scores["boundary_inconsistency"] == expected["boundary_inconsistency"]
     assert experiment.stored_outputs("sample", "mtl", 14, results_dir=out) is None  # never run
+
+
+def test_check_ordering_subtracts_the_rows():
+    summary = [
+        {"row": "bilstm-cnns-crf", "paper_row": "pipeline", "a": 0.70, "b": 0.60},
+        {"row": "mtl", "paper_row": "MTL", "a": 0.75, "b": 0.58, "a_sd": 0.01},
+    ]
+    lines = experiment.check_ordering(summary, metrics=("a", "b"))
+    assert lines == [{"comparison": "MTL vs pipeline", "a": 0.05, "b": -0.02, "largest_seed_sd": 0.01}]

@@ -519,6 +519,39 @@ def summarize(runs: dict, paper_rows: dict) -> list[dict]:
     return lines
 
 
+# The paper's claims, as (better row, worse row): MTL beats the pipeline, feedback beats plain MTL.
+PAPER_ORDERING = (
+    ("mtl", "bilstm-cnns-crf"),
+    ("mtl-both-feedback", "mtl"),
+    ("mtl-both-feedback", "bilstm-cnns-crf"),
+)
+COMPARED_METRICS = (
+    "mer_f1_paper_protocol",
+    "men_f1_paper_protocol",
+    "ner_f1_standard",
+    "men_document_f1_standard",
+)
+
+
+def check_ordering(summary: list[dict], pairs=PAPER_ORDERING, metrics=COMPARED_METRICS) -> list[dict]:
+    """For each (row, other) pair both run: ``row`` minus ``other`` on each metric (means over seeds),
+    and the largest seed spread (standard deviation) of the two rows, so a difference can be read
+    against the noise. Pairs with a row not yet run are left out."""
+    by_row = {line["row"]: line for line in summary}
+    out = []
+    for row, other in pairs:
+        if row not in by_row or other not in by_row:
+            continue
+        a, b = by_row[row], by_row[other]
+        line = {"comparison": f"{a['paper_row']} vs {b['paper_row']}"}
+        for m in metrics:
+            line[m] = round(a[m] - b[m], 4)
+        spreads = [r.get(m + "_sd") for r in (a, b) for m in metrics if r.get(m + "_sd") is not None]
+        line["largest_seed_sd"] = max(spreads) if spreads else None
+        out.append(line)
+    return out
+
+
 def _short_commit(commit: str) -> str:
     """``0123456789abc...+dirty`` -> ``0123456+dirty``: short, but never hiding a dirty tree."""
     head, _, dirty = commit.partition("+")
