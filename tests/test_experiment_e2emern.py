@@ -119,4 +119,36 @@ def test_variants_accumulate_and_bad_names_fail(run, tmp_path):
         "no-high",
         "no-gate",
         "no-attention",
+        "paper-training",
     }
+
+
+def test_paper_training_variant_trains_on_train_and_dev(tmp_path):
+    """The authors' regime: train + dev, the lowest-training-loss epoch, k fixed (dev is not held out)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        experiment.reproduce(
+            corpora=["sample"],
+            results_dir=tmp_path,
+            scale="quick",
+            only=["paper-training"],
+            config=TINY | {"epochs": 2},
+            progress=False,
+            max_documents=N_DOCS,
+        )
+    finally:
+        torch.set_num_threads(before)
+    v = json.loads((tmp_path / "e2emern" / "sample.json").read_text())["variants"]["paper-training"]
+    tagged = experiment._corpus_parts("sample", None, N_DOCS)[2]
+    assert v["train_sentences"] == len(tagged["train"]) + len(tagged["dev"])
+    assert v["trained_on"].startswith("train + dev")
+    assert all(h["dev_men_mention_f1"] is None for h in v["history"])  # dev never scored
+    losses = [h["loss"]["e2emern"] for h in v["history"]]
+    assert v["best_epoch"] == 1 + losses.index(min(losses))
+    std = v["standard_protocol"]
+    assert (
+        std["k"] == experiment.PAPER_TRAINING_K
+        and std["k_chosen_on_dev"] is None
+        and std["dev_f1_by_k"] is None
+    )
