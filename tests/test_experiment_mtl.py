@@ -106,3 +106,15 @@ def test_check_ordering_subtracts_the_rows():
     ]
     lines = experiment.check_ordering(summary, metrics=("a", "b"))
     assert lines == [{"comparison": "MTL vs pipeline", "a": 0.05, "b": -0.02, "largest_seed_sd": 0.01}]
+
+
+def test_men_ceiling_counts_mentions_whose_concept_was_seen():
+    data = experiment.prepare("sample")
+    itself = experiment.men_ceiling(data, "test", seen_splits=("test",))
+    assert itself["mentions"] > 0 and itself["max_recall"] == 1.0 and itself["max_f1"] == 1.0
+    train = experiment.men_ceiling(data, "test")
+    seen = {t[2:] for s in data.tags["train"]["men"] for t in s if t != "O"}
+    gold = [m for d in data.documents["test"] for m in d.mentions if m.ids]
+    assert train["concept_seen"] == sum(m.concept in seen for m in gold) < len(gold)
+    r = train["max_recall"]
+    assert train["max_f1"] == pytest.approx(2 * r / (1 + r), abs=1e-4)

@@ -137,6 +137,35 @@ def word_vectors(corpus: str = "sample", data_dir=None, dim: int = 50, seed: int
     return vectors, info
 
 
+def men_ceiling(data: MTLData, split: str = "test", seen_splits=("train",)) -> dict:
+    """How much of ``split``'s normalization a tagger trained on ``seen_splits`` can get right at best.
+
+    The MEN head tags ``B-<concept>``/``I-<concept>`` for the concepts its training data contains, so a
+    gold mention whose concept never occurs there cannot be normalized: recall is at most the share of
+    mentions with a seen concept, and F1 at most ``2R / (1 + R)`` (perfect precision). The normalized
+    types only (``data.men_types``) and mentions with an ID.
+    """
+    seen = {
+        tag[2:] for sp in seen_splits for sentence in data.tags[sp]["men"] for tag in sentence if tag != "O"
+    }
+    gold = [
+        m
+        for d in data.documents[split]
+        for m in d.mentions
+        if m.ids and (data.men_types is None or m.type in data.men_types)
+    ]
+    covered = sum(m.concept in seen for m in gold)
+    recall = covered / len(gold) if gold else 0.0
+    return {
+        "split": split,
+        "seen_splits": list(seen_splits),
+        "mentions": len(gold),
+        "concept_seen": covered,
+        "max_recall": round(recall, 4),
+        "max_f1": round(2 * recall / (1 + recall), 4) if gold else 0.0,
+    }
+
+
 # --------------------------------------------------------------------------------------------------
 # Training
 
