@@ -63,6 +63,11 @@ def result_table(path: str, columns: list[str] | None = None) -> str:
         from .experiments.mtl import summarize
 
         rows = summarize(result["runs"], reference.load("zhao2019").get(result["corpus"], {}))
+    elif result.get("experiment") == "e2emern":
+        from . import reference
+        from .experiments.e2emern import _table
+
+        rows = _table(result, reference.load("zhou2021"))
     elif "table" in result:
         rows = result["table"]
     else:

@@ -39,6 +39,12 @@ def git_commit(repo: Path = REPO_ROOT) -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+def short_commit(commit: str) -> str:
+    """``0123456789abc...+dirty`` -> ``0123456+dirty``: short, but never hiding a dirty tree."""
+    head, _, dirty = commit.partition("+")
+    return head[:7] + (f"+{dirty}" if dirty else "")
+
+
 def invocation() -> str:
     """The command line that is running, as a user would type it (``python -m mernlib ...``)."""
     program = Path(sys.argv[0])

@@ -39,7 +39,7 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from ..report import run_record, write_json
+from ..report import run_record, short_commit, write_json
 
 VARIANTS: dict[str, dict] = {
     "e2emern": {},  # the model as published (attention_score="paper", the kit's default)
@@ -311,6 +311,7 @@ def _table(result: dict, reference: dict) -> list[dict]:
                     v["baseline_on_predicted_mentions"]["protocols"]["men-mention"]["f1"], 4
                 ),
                 "train_seconds": v["train_seconds"],
+                "commit": short_commit(v["provenance"]["git_commit"]),
             }
         )
     return rows

@@ -514,6 +514,8 @@ def summarize(runs: dict, paper_rows: dict) -> list[dict]:
     """One line per row: mean over seeds (and the spread), the paper's value beside ours."""
     import statistics
 
+    from ..report import short_commit
+
     by_row: dict[str, list[dict]] = {}
     for run in runs.values():
         by_row.setdefault(run["row"], []).append(run)
@@ -535,7 +537,7 @@ def summarize(runs: dict, paper_rows: dict) -> list[dict]:
             "paper_row": ROWS[row][0],
             "seeds": [r["seed"] for r in row_runs],
             "epochs": sorted({r["config"]["epochs"] for r in row_runs}),
-            "commits": sorted({_short_commit(r["provenance"]["git_commit"]) for r in row_runs}),
+            "commits": sorted({short_commit(r["provenance"]["git_commit"]) for r in row_runs}),
         }
         for name, vals in metrics.items():
             line[name] = round(statistics.mean(vals), 4)
@@ -579,12 +581,6 @@ def check_ordering(summary: list[dict], pairs=PAPER_ORDERING, metrics=COMPARED_M
         line["largest_seed_sd"] = max(spreads) if spreads else None
         out.append(line)
     return out
-
-
-def _short_commit(commit: str) -> str:
-    """``0123456789abc...+dirty`` -> ``0123456+dirty``: short, but never hiding a dirty tree."""
-    head, _, dirty = commit.partition("+")
-    return head[:7] + (f"+{dirty}" if dirty else "")
 
 
 def _write_csv(lines: list[dict], path: Path) -> None:
