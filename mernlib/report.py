@@ -104,8 +104,8 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
             return "—"
         if isinstance(value, list):
             return " ".join(map(str, value))
-        if isinstance(value, float):
-            text = f"{value:.4f}"
+        if isinstance(value, float):  # scores with 4 decimals, larger quantities (seconds) with 1
+            text = f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
             spread = row.get(key + "_sd")
             return text + (f" ± {spread:.4f}" if spread is not None else "")
         return str(value)
