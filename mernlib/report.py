@@ -21,14 +21,22 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+OUTPUT_DIRS = ("results", "runs")
+
+
 def git_commit(repo: Path = REPO_ROOT) -> str:
-    """The commit of the working tree that produced a result, with ``+dirty`` when files were modified."""
+    """The commit of the working tree that produced a result, with ``+dirty`` when files were modified.
+
+    Files under :data:`OUTPUT_DIRS` do not count: they are what runs write (a second run of a series
+    rewrites the committed ``results/<experiment>/<corpus>.json`` it adds to), not code that produced them.
+    """
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
+            + [f":(exclude){d}" for d in OUTPUT_DIRS],
             cwd=repo,
             capture_output=True,
             text=True,
