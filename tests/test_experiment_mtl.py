@@ -58,6 +58,14 @@ def test_summary_has_the_spread_over_seeds(run):
     assert headline["epochs"] == [1] and headline["commits"]
 
 
+def test_summary_lists_rows_in_the_papers_order(run):
+    _, result = run
+    headline = result["runs"]["mtl-both-feedback/seed13"]
+    runs = {"mtl-both-feedback/seed13": headline, "mtl/seed13": headline | {"row": "mtl"}}
+    # sorted run keys put "mtl-both-feedback" first; the table follows the paper (plain MTL first)
+    assert [line["row"] for line in experiment.summarize(runs, {})] == ["mtl", "mtl-both-feedback"]
+
+
 def test_predictions_rescore_to_the_stored_numbers(run):
     out, result = run
     gold = corpus_files("sample")["test"]

@@ -511,7 +511,8 @@ def _merge_run(out_json: Path, key: str, run: dict, paper: dict, corpus: str) ->
 
 
 def summarize(runs: dict, paper_rows: dict) -> list[dict]:
-    """One line per row: mean over seeds (and the spread), the paper's value beside ours."""
+    """One line per row, in the paper's order of :data:`ROWS`: mean over seeds (and the spread), the
+    paper's value beside ours."""
     import statistics
 
     from ..report import short_commit
@@ -520,7 +521,7 @@ def summarize(runs: dict, paper_rows: dict) -> list[dict]:
     for run in runs.values():
         by_row.setdefault(run["row"], []).append(run)
     lines = []
-    for row, row_runs in by_row.items():
+    for row, row_runs in sorted(by_row.items(), key=lambda item: list(ROWS).index(item[0])):
 
         def values(get, row_runs=row_runs):
             return [get(r["test"]) for r in row_runs]
