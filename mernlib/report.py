@@ -16,6 +16,7 @@ import platform
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +99,23 @@ def write_json(data: dict, path: str | Path) -> Path:
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+@contextmanager
+def locked(path: str | Path):
+    """Hold an exclusive lock on ``<path>.lock`` for a read-modify-write of a results file that several
+    processes add to at once (rows, seeds or variants trained in parallel). Re-read the file inside the
+    lock: what a process read before it started training may be stale by the time it writes."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:

@@ -1,6 +1,7 @@
 """The E2EMERN reproduction on the sample corpus, tiny: structure of the JSON, provenance, and the
 PubTator predictions re-scoring to the stored numbers (what `python -m mernlib evaluate` would print)."""
 
+import copy
 import csv
 import json
 import os
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from mernlib import data
+from mernlib import reference as reference_data
 from mernlib.cli import evaluate_files
 from mernlib.experiments import e2emern as experiment
 from mernlib.metrics import evaluate_documents
@@ -152,3 +154,25 @@ def test_paper_training_variant_trains_on_train_and_dev(tmp_path):
         and std["k_chosen_on_dev"] is None
         and std["dev_f1_by_k"] is None
     )
+
+
+def test_a_variant_stored_by_another_process_meanwhile_is_kept(run, tmp_path):
+    """Two processes train variants at once: each re-reads the file under the lock and replaces only its own
+    variant, so a stale copy held in memory never overwrites what the other process stored since."""
+    out, _ = run
+    path = tmp_path / "sample.json"
+    path.write_text((out / "e2emern" / "sample.json").read_text())
+    stored = json.loads(path.read_text())
+    result = copy.deepcopy(stored)  # this process's view when it started: no-gate only
+    newer = stored["variants"]["no-gate"] | {"train_seconds": -1.0}
+    stored["variants"] |= {"no-mid": newer}  # meanwhile another process stores no-mid
+    path.write_text(json.dumps(stored))
+    result["variants"]["no-mid"] = stored["variants"]["no-gate"]  # an older no-mid in memory
+    reference = reference_data.load("zhou2021")
+    finished = stored["variants"]["no-gate"] | {"variant": "no-high"}
+    experiment._store_variant(path, result, "no-high", finished, reference, stored["provenance"])
+    kept = json.loads(path.read_text())
+    assert list(kept["variants"]) == ["no-mid", "no-high", "no-gate"]  # in VARIANTS order
+    assert kept["variants"]["no-mid"]["train_seconds"] == -1.0  # the other process's, not the stale one
+    with path.with_suffix(".csv").open() as f:
+        assert [row["variant"] for row in csv.DictReader(f)] == ["no-mid", "no-high", "no-gate"]

@@ -39,7 +39,7 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from ..report import run_record, short_commit, write_json
+from ..report import locked, run_record, short_commit, write_json
 
 VARIANTS: dict[str, dict] = {
     "e2emern": {},  # the model as published (attention_score="paper", the kit's default)
@@ -327,6 +327,23 @@ def _earlier_variants(path: Path, corpus: str, scale: str) -> dict:
     return previous.get("variants", {}) if same else {}
 
 
+def _store_variant(path: Path, result: dict, variant: str, finished: dict, reference: dict, provenance: dict):
+    """Add one finished variant to ``path`` (and its CSV table) after every variant, so a stopped run keeps
+    what it finished. Under a lock, the variants stored in the file are re-read and only ``variant`` is
+    replaced: variants trained in parallel processes all stay (what ``result`` held in memory may be older
+    than what another process wrote since)."""
+    with locked(path):
+        stored = _earlier_variants(path, result["corpus"], result["scale"]) | {variant: finished}
+        result["variants"] = {v: stored[v] for v in VARIANTS if v in stored}
+        result["table"] = _table(result, reference)
+        result["provenance"] = provenance
+        write_json(result, path)
+        with path.with_suffix(".csv").open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(result["table"][0]))
+            writer.writeheader()
+            writer.writerows(result["table"])
+
+
 def reproduce(
     corpora=None,
     data_dir=None,
@@ -341,8 +358,8 @@ def reproduce(
     """Train and evaluate the :data:`VARIANTS` (all, or those in ``only``) on each corpus (default
     ``["ncbi-disease"]``); returns the written paths. ``config`` overrides the scale's settings and
     ``max_documents`` keeps only the first documents of each split (both for tiny test runs; recorded).
-    Results of variants run earlier for the same corpus are kept in the JSON (re-read before each
-    write, so runs of different variants may go in parallel)."""
+    Results of variants run earlier for the same corpus are kept in the JSON (re-read under a lock before
+    each write, so runs of different variants may go in parallel processes: :func:`_store_variant`)."""
 
     from tqdm.auto import tqdm
 
@@ -411,22 +428,9 @@ def reproduce(
         }
         for variant in tqdm(variants, desc=f"e2emern {corpus}", disable=not progress):
             finished = run_variant(variant, corpus, parts, settings, seed, out_dir, progress, scale)
-            result["variants"] = (
-                _earlier_variants(path, corpus, scale) | result["variants"] | {variant: finished}
-            )
-            result["variants"] = {v: result["variants"][v] for v in VARIANTS if v in result["variants"]}
-            result["table"] = _table(result, reference)
-            result["provenance"] = run_record(
-                seed=seed, scale=scale, encoder=result["variants"][variant]["encoder"], started=started
-            )
-            write_json(result, path)  # after every variant: a stopped run keeps what it finished
-        written.append(path)
-        csv_path = out_dir / f"{corpus}.csv"
-        with csv_path.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(result["table"][0]))
-            writer.writeheader()
-            writer.writerows(result["table"])
-        written.append(csv_path)
+            provenance = run_record(seed=seed, scale=scale, encoder=finished["encoder"], started=started)
+            _store_variant(path, result, variant, finished, reference, provenance)
+        written.extend([path, path.with_suffix(".csv")])
         written.extend(out_dir / corpus / f"{v}.pubtator" for v in variants)
     return written
 

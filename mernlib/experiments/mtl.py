@@ -490,13 +490,9 @@ def reproduce(
 def _merge_run(out_json: Path, key: str, run: dict, paper: dict, corpus: str) -> Path:
     """Add one run to the corpus's results file. Several rows may train at once in separate processes,
     so the file is re-read and rewritten under a lock."""
-    import fcntl
+    from ..report import locked, write_json
 
-    from ..report import write_json
-
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_json.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(out_json):
         result = (
             json.loads(out_json.read_text())
             if out_json.exists()
