@@ -111,11 +111,24 @@ def locked(path: str | Path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield path
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield path
+
+
+def write_csv(rows: list[dict], path: str | Path) -> Path:
+    """The CSV beside a results JSON: one line per row, the union of the rows' keys as columns, lists
+    space-separated."""
+    import csv
+
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()}
+            )
+    return Path(path)
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:

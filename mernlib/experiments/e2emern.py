@@ -32,14 +32,13 @@ What is reduced versus the paper (so that a full run fits a shared 2-core CPU) i
 from __future__ import annotations
 
 import copy
-import csv
 import math
 import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from ..report import locked, run_record, short_commit, write_json
+from ..report import locked, run_record, short_commit, write_csv, write_json
 
 VARIANTS: dict[str, dict] = {
     "e2emern": {},  # the model as published (attention_score="paper", the kit's default)
@@ -338,10 +337,7 @@ def _store_variant(path: Path, result: dict, variant: str, finished: dict, refer
         result["table"] = _table(result, reference)
         result["provenance"] = provenance
         write_json(result, path)
-        with path.with_suffix(".csv").open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(result["table"][0]))
-            writer.writeheader()
-            writer.writerows(result["table"])
+        write_csv(result["table"], path.with_suffix(".csv"))
 
 
 def reproduce(

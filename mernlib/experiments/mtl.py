@@ -22,7 +22,6 @@ The pieces (used by notebooks 02-04 and by :func:`reproduce`):
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -490,7 +489,7 @@ def reproduce(
 def _merge_run(out_json: Path, key: str, run: dict, paper: dict, corpus: str) -> Path:
     """Add one run to the corpus's results file. Several rows may train at once in separate processes,
     so the file is re-read and rewritten under a lock."""
-    from ..report import locked, write_json
+    from ..report import locked, write_csv, write_json
 
     with locked(out_json):
         result = (
@@ -502,7 +501,7 @@ def _merge_run(out_json: Path, key: str, run: dict, paper: dict, corpus: str) ->
         result["runs"] = dict(sorted(result["runs"].items()))
         result["summary"] = summarize(result["runs"], paper.get(corpus, {}))
         write_json(result, out_json)
-        _write_csv(result["summary"], out_json.with_suffix(".csv"))
+        write_csv(result["summary"], out_json.with_suffix(".csv"))
     return out_json
 
 
@@ -578,14 +577,3 @@ def check_ordering(summary: list[dict], pairs=PAPER_ORDERING, metrics=COMPARED_M
         line["largest_seed_sd"] = max(spreads) if spreads else None
         out.append(line)
     return out
-
-
-def _write_csv(lines: list[dict], path: Path) -> None:
-    keys = list(dict.fromkeys(k for line in lines for k in line))
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        for line in lines:
-            writer.writerow(
-                {k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in line.items()}
-            )
