@@ -12,7 +12,12 @@ Three source formats are read, each into :class:`Concept` objects keyed by the k
   them). Four of those nameless lines repeat, with a leading space, the ID of a named concept
   (`` D015862``, `` D008661``, `` D007945``, `` D007153``): after normalization they merge into it, so
   the file holds 2,786 lines but 2,782 concepts, 87 of them nameless.
-* ``omim.tsv`` (:func:`load_omim_tsv`): ``number<TAB>title``, no header. An OMIM title is
+* ``omim.tsv`` (:func:`load_omim_tsv`): the file as published with E2EMERN has five tab-separated
+  columns and no header -- OMIM number, English title, a Chinese title, the omim.org URL and a second
+  URL (``217000<TAB>COMPLEMENT COMPONENT 2 DEFICIENCY; C2D <TAB>补体成分2缺乏症【C2D】<TAB>http://...``).
+  Only the first two are read, on purpose: the Chinese title is not a name an English abstract uses,
+  and the URLs are derived from the number. The two-column layout ``number<TAB>title`` (an earlier
+  copy, and what a user's own list is likely to be) is read too. An OMIM title is
   ``PREFERRED TITLE; SYMBOL`` (``COMPLEMENT COMPONENT 2 DEFICIENCY; C2D``): the part before the first
   ``;`` is the name, every later part a synonym. The E2EMERN file has 2,016 lines but 1,792 distinct
   numbers: 224 lines repeat an earlier number (the file lists an entry once per time the corpora
@@ -266,14 +271,20 @@ def split_omim_title(title: str) -> tuple[str, tuple[str, ...]]:
     return name, synonyms
 
 
+OMIM_COLUMNS = (2, 5)
+"""``number, title`` or the published ``number, title, Chinese title, URL, URL`` (see the module docstring)."""
+
+
 def load_omim_tsv(path: str | Path) -> EntityBase:
-    """Read ``number<TAB>title`` lines; repeated numbers are merged (see the module docstring)."""
+    """Read ``number<TAB>title[<TAB>Chinese title<TAB>URL<TAB>URL]`` lines: the title and each symbol
+    after ``;`` become names of ``OMIM:<number>``; the last three columns are ignored on purpose (see the
+    module docstring). Repeated numbers are merged."""
     path = Path(path)
     base = EntityBase()
     for number, line in _lines(path):
         if not line.strip():
             continue
-        fields = _fields(path, number, line, (2,), "OMIM number, title")
+        fields = _fields(path, number, line, OMIM_COLUMNS, "OMIM number, title[, Chinese title, URL, URL]")
         cid = normalize_concept_id(fields[0])
         if not _OMIM_ID.match(cid):
             raise DataFormatError(path, number, f"not an OMIM number: {fields[0]!r}")
@@ -343,7 +354,15 @@ def sniff_format(path: str | Path) -> str:
             return "mesh"
         if len(columns) == 2:
             return "mesh" if _MESH_ID.match(normalize_concept_id(columns[0])) else "omim"
-        raise DataFormatError(path, number, f"not an entity-base format I know ({len(columns)} columns)")
+        if len(columns) == 5 and _OMIM_ID.match(normalize_concept_id(columns[0])):
+            return "omim"
+        raise DataFormatError(
+            path,
+            number,
+            f"not an entity-base format I know ({len(columns)} tab-separated columns; expected MeSH "
+            "'ID, name[, scope note]', OMIM 'number, title' or the published 5-column omim.tsv, CTD MEDIC, "
+            "or the kit's own file)",
+        )
     raise DataFormatError(path, None, "empty file")
 
 
@@ -371,6 +390,7 @@ __all__ = [
     "Concept",
     "EntityBase",
     "LOADERS",
+    "OMIM_COLUMNS",
     "load_ctd_medic",
     "load_entity_base",
     "load_mesh_tsv",

@@ -282,7 +282,8 @@ register(
         entity_types=("Disease", "Chemical"),
         task="entity-base",
         note=(
-            "mesh.tsv (MeSH ID, name, scope note) and omim.tsv (OMIM number, title) were gathered for the "
+            "mesh.tsv (MeSH ID, name, scope note) and omim.tsv (OMIM number, title, Chinese title, two URLs) were "
+            "gathered for the "
             "E2EMERN experiments and have no public URL: copy them from the project's corpora folder, or "
             "build an equivalent base from CTD's CTD_diseases.tsv (mernlib.entity_base.load_ctd_medic)."
         ),

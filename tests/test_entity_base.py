@@ -46,6 +46,32 @@ def test_omim_fixture_titles_synonyms_and_duplicates():
     assert base.conflicts == [("OMIM:900500", "EXAMPLE LYMPHOMA 6; EXL6x", "EXAMPLE LYMPHOMA 6; EXL6")]
 
 
+def test_omim_published_five_column_layout(tmp_path):
+    # the layout of omim.tsv as published with E2EMERN: number, title, Chinese title, two URLs
+    path = tmp_path / "omim.tsv"
+    path.write_text(
+        "900200\tEXAMPLE COMPONENT 2 DEFICIENCY; EC2D \t例子【EC2D】 \thttp://omim.org/entry/900200\thttp://x/900200/\n"
+        "900300\tEXAMPLE ATAXIA, EA; example ataxia 3;EA3 \t例子\thttps://omim.org/entry/900300\thttp://x\n"
+        "900200\tEXAMPLE COMPONENT 2 DEFICIENCY; EC2D \t例子【EC2D】 \thttp://omim.org/entry/900200\thttp://x/900200/",
+        encoding="utf-8",
+    )
+    assert sniff_format(path) == "omim"
+    base = load_omim_tsv(path)
+    assert list(base) == ["OMIM:900200", "OMIM:900300"] and base.merged == 1
+    assert base["900200"].all_names == ("EXAMPLE COMPONENT 2 DEFICIENCY", "EC2D")
+    assert base["900300"].all_names == ("EXAMPLE ATAXIA, EA", "example ataxia 3", "EA3")
+    # the Chinese title and the URLs are not names
+    assert all("例" not in n and "http" not in n for n, _ in base.names())
+    assert load_entity_base(path)["900300"].name == "EXAMPLE ATAXIA, EA"
+
+
+def test_omim_three_or_four_columns_is_an_error_naming_the_line(tmp_path):
+    path = tmp_path / "omim.tsv"
+    path.write_text("900200\tA; B\n900300\tC\tD\tE\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"omim.tsv:2: expected 2 or 5 tab-separated columns"):
+        load_omim_tsv(path)
+
+
 def test_split_omim_title():
     assert split_omim_title("A; B;C ; ") == ("A", ("B", "C"))
     assert split_omim_title("NO SYMBOL") == ("NO SYMBOL", ())
@@ -78,7 +104,7 @@ def test_ctd_eight_column_release_and_header_check(tmp_path):
         (load_mesh_tsv, "D900001\tA\tdef\nD900002 B def\n", 2, "expected 2 or 3 tab-separated columns"),
         (load_mesh_tsv, "D900001\tA\tdef\n900002\tB\tdef\n", 2, "not a MeSH ID"),
         (load_mesh_tsv, "D900001\t \tdef\n", 1, "empty name"),
-        (load_omim_tsv, "900100\tA; B\n900200\tC\textra\n", 2, "expected 2 tab-separated columns"),
+        (load_omim_tsv, "900100\tA; B\n900200\tC\textra\n", 2, "expected 2 or 5 tab-separated columns"),
         (load_omim_tsv, "900100\tA\nD900200\tC\n", 2, "not an OMIM number"),
         (load_omim_tsv, "900100\t; SYM\n", 1, "no title before ';'"),
         (load_ctd_medic, "# c\nA\tMESH:D1\t\td\n", 2, "expected 8 or 9 tab-separated columns"),
@@ -180,8 +206,18 @@ def test_real_mesh(real_corpora):
 
 
 def test_real_omim(real_corpora):
+    # the file as published with E2EMERN: its SHA256SUMS line, 2,016 rows (the last without a line
+    # break) of 5 columns, and a few known rows
+    import hashlib
+
     path = real_corpora / "entity-base" / "omim.tsv"
-    assert sum(1 for _ in path.open()) == 2016
+    sums = (real_corpora / "SHA256SUMS").read_text().splitlines()
+    listed = [line.split()[0] for line in sums if line.endswith("entity-base/omim.tsv")]
+    assert listed == [hashlib.sha256(path.read_bytes()).hexdigest()]
+    rows = path.read_text(encoding="utf-8").split("\n")
+    assert len(rows) == 2016 and all(len(r.split("\t")) == 5 for r in rows)
+    assert rows[0].startswith("217000\tCOMPLEMENT COMPONENT 2 DEFICIENCY; C2D")
+    assert sniff_format(path) == "omim"
     base = load_omim_tsv(path)
     assert len(base) == 1792  # the README's count: distinct OMIM numbers
     assert base.merged == 224  # lines repeating an earlier number

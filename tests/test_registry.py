@@ -390,10 +390,6 @@ def test_entity_base_without_url_explains_hand_placement():
 
 # ---- the real corpora folder ------------------------------------------------------------------------
 
-# omim.tsv in the corpora folder does not match the checksum its own SHA256SUMS lists (found while
-# building this registry; reported). The registry keeps the published checksum.
-KNOWN_MISMATCH = {("entity-base", "omim")}
-
 
 def test_real_corpora_verify(real_corpora):
     bad = set()
@@ -408,15 +404,19 @@ def test_real_corpora_verify(real_corpora):
                 bad.add((dataset.name, split))
                 continue
             assert path == real_corpora / dataset.folder / spec.path
-    assert bad == KNOWN_MISMATCH, bad
+    assert not bad, bad
 
 
-def test_real_omim_copy_is_refused_for_its_checksum(real_corpora):
-    # Found on 2026-11-22: the shared omim.tsv does not hash to its SHA256SUMS entry. The kit refuses it
-    # (with a message saying what to do) instead of using an unverified file; when the copy or the sum
-    # is fixed this test fails, and KNOWN_MISMATCH above should be emptied.
-    with pytest.raises(ChecksumError, match="omim.tsv"):
-        locate("entity-base", "omim", data_dir=real_corpora, download=False)
+def test_real_registry_checksums_are_the_folders_own(real_corpora):
+    # every file the registry names with a checksum is listed with the same sum in SHA256SUMS
+    listed = {}
+    for line in (real_corpora / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        listed[name.removeprefix("./")] = digest
+    for dataset in DATASETS.values():
+        for spec in dataset.files.values():
+            if spec.sha256 is not None:
+                assert listed[f"{dataset.folder}/{spec.path}"] == spec.sha256, (dataset.name, spec.path)
 
 
 def test_real_absent_files(real_corpora):
