@@ -12,37 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from .data import corpus_statistics
 from .errors import DataFormatError, DataNotFoundError
-
-
-def corpus_statistics(name_or_path: str, split: str | None = None, data_dir: str | None = None) -> dict:
-    """Documents, mentions (per type), unique concepts and mentions lost by tokenization, as a dict.
-
-    ``name_or_path`` is a corpus name (``sample``, ``ncbi-disease``, ``bc5cdr``) or a PubTator file.
-    """
-    from .corpus import corpus_stats
-    from .data import corpus_files
-    from .pubtator import read_pubtator_with_notes
-    from .tokenize import lost_mentions, tokenize_document
-
-    if Path(name_or_path).is_file():
-        files = {"file": Path(name_or_path)}
-    else:
-        files = corpus_files(name_or_path, data_dir)
-        if split:
-            if split not in files:
-                raise SystemExit(f"mernlib stats: unknown split {split!r}; choose one of {sorted(files)}")
-            files = {split: files[split]}
-    documents, notes = [], []
-    for path in files.values():
-        docs, file_notes = read_pubtator_with_notes(path)
-        documents.extend(docs)
-        notes.extend(file_notes)
-    stats = corpus_stats(documents)
-    stats["lost_mentions"] = sum(len(lost_mentions(doc, tokenize_document(doc))) for doc in documents)
-    stats["files"] = [str(p) for p in files.values()]
-    stats["notes"] = notes
-    return stats
 
 
 def evaluate_files(gold: str, pred: str, types: list[str] | None = None) -> dict:
@@ -53,25 +24,18 @@ def evaluate_files(gold: str, pred: str, types: list[str] | None = None) -> dict
 
 
 def result_table(path: str, columns: list[str] | None = None) -> str:
-    """The summary rows of a results file as markdown: the MTL experiment's per-row means over seeds
-    (recomputed from its runs), or the ``table`` of E2EMERN."""
+    """A results file's summary as markdown, recomputed from its runs by its experiment
+    (:func:`mernlib.experiments.table`); for a folder ``results/<experiment>``, the README written from
+    every results file in it (:func:`mernlib.experiments.results_readme`)."""
+    from .experiments import results_readme, table
     from .report import markdown_table
+    from .results import load_results
 
-    result = json.loads(Path(path).read_text(encoding="utf-8"))
-    if result.get("experiment") == "mtl":
-        from . import reference
-        from .experiments.mtl import summarize
-
-        rows = summarize(result["runs"], reference.load("zhao2019").get(result["corpus"], {}))
-    elif result.get("experiment") == "e2emern":
-        from . import reference
-        from .experiments.e2emern import _table
-
-        rows = _table(result, reference.load("zhou2021"))
-    elif "table" in result:
-        rows = result["table"]
-    else:
-        raise ValueError(f"{path}: no 'table' and not an MTL result; nothing to print")
+    if Path(path).is_dir():
+        return results_readme(path)
+    rows = table(load_results(path))
+    if not rows:
+        raise ValueError(f"{path}: no runs stored; nothing to print")
     return markdown_table(rows, columns)
 
 
@@ -119,19 +83,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--timeout", type=int, default=None, help="seconds per cell")
 
-    p = sub.add_parser("reproduce", help="full-scale runs on the real corpora, written to results/")
-    p.add_argument("experiment", help="an experiment name, or 'all'")
-    p.add_argument("--corpus", action="append", help="restrict to a corpus (repeatable)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--scale", help="full (default) or, where an experiment offers it, reduced")
-    p.add_argument("--only", nargs="+", help="run only these rows/variants of the experiment")
-    p.add_argument("--epochs", type=int, help="override the experiment's number of training epochs")
-    p.add_argument("--results-dir", default="results")
+    from .experiments import EXPERIMENTS, SCALE_NAMES
 
-    p = sub.add_parser("table", help="print a results file's summary as a markdown table (for the README)")
-    p.add_argument("result", help="results/<experiment>/<corpus>.json")
+    p = sub.add_parser(
+        "reproduce",
+        help="reproduction runs on the real corpora, stored in results/",
+        description="Train and score an experiment's variants; every experiment takes the same options "
+        "(see mernlib/experiments/__init__.py for the scales and the variants of each).",
+    )
+    p.add_argument("experiment", choices=[*EXPERIMENTS, "all"])
+    p.add_argument("--corpus", action="append", help="a corpus (repeatable; default: the experiment's own)")
+    p.add_argument("--data-dir", default=None, help="folder holding the corpora (default: $MERNLIB_DATA)")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--scale", default="full", choices=SCALE_NAMES)
+    p.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants (rows)")
+    p.add_argument("--epochs", type=int, help="override the scale's number of training epochs")
+    p.add_argument(
+        "--results-dir",
+        default=None,
+        help="where results go (default: results/ for reduced/full runs, runs/results/ for quick runs "
+        "and epoch overrides, so they never mix with the committed tables)",
+    )
+
+    p = sub.add_parser("table", help="print a results file's summary (or write a results README)")
+    p.add_argument("result", help="results/<experiment>/<corpus>.json, or a folder results/<experiment>")
     p.add_argument("--columns", nargs="+", help="the columns to print, in order (default: all)")
+    p.add_argument("--write", action="store_true", help="with a folder: write its README.md")
 
     p = sub.add_parser("strip", help="remove outputs from notebooks before committing")
     p.add_argument("notebooks", nargs="+")
@@ -148,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run":
             return _run(args)
         elif args.command == "reproduce":
-            from .reproduce import reproduce
+            from .experiments import reproduce
 
             started = time.time()
             written = reproduce(
@@ -156,16 +133,23 @@ def main(argv: list[str] | None = None) -> int:
                 corpora=args.corpus,
                 data_dir=args.data_dir,
                 seed=args.seed,
-                results_dir=Path(args.results_dir),
                 scale=args.scale,
-                only=args.only,
                 epochs=args.epochs,
+                only=args.only,
+                results_dir=args.results_dir,
             )
             for path in written:
                 print(f"wrote {path}")
             print(f"done in {time.time() - started:.0f} s")
         elif args.command == "table":
-            print(result_table(args.result, args.columns))
+            text = result_table(args.result, args.columns)
+            if args.write:
+                if not Path(args.result).is_dir():
+                    raise ValueError("--write needs a folder results/<experiment>")
+                (Path(args.result) / "README.md").write_text(text, encoding="utf-8")
+                print(f"wrote {Path(args.result) / 'README.md'}")
+            else:
+                print(text)
         elif args.command == "strip":
             from .runner import strip_outputs
 

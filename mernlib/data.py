@@ -7,11 +7,10 @@ cache, else downloaded from the official source with a checksum check.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .corpus import Document
-from .report import REPO_ROOT
+from .paths import REPO_ROOT, cache_dir
 
 SPLITS = ("train", "dev", "test")
 PUBTATOR_CORPORA = ("ncbi-disease", "bc5cdr")
@@ -28,7 +27,7 @@ def sample_dir() -> Path:
         return bundled
     from .sample import write_sample
 
-    cache = Path(os.environ.get("MERNLIB_CACHE", Path.home() / ".cache" / "mernlib")) / "sample"
+    cache = cache_dir("sample")
     if not (cache / "train.pubtator").exists():
         write_sample(cache)
     return cache
@@ -131,3 +130,32 @@ def embedding_training_text(
                 sentences += [s.tokens for s in read_iob(path)]
                 sources.append(f"{dataset.name} {split}")
     return sentences, sources
+
+
+def corpus_statistics(name_or_path: str, split: str | None = None, data_dir: str | None = None) -> dict:
+    """Documents, mentions (per type), unique concepts and mentions lost by tokenization, as a dict.
+
+    ``name_or_path`` is a corpus name (``sample``, ``ncbi-disease``, ``bc5cdr``) or a PubTator file.
+    """
+    from .corpus import corpus_stats
+    from .pubtator import read_pubtator_with_notes
+    from .tokenize import lost_mentions, tokenize_document
+
+    if Path(name_or_path).is_file():
+        files = {"file": Path(name_or_path)}
+    else:
+        files = corpus_files(name_or_path, data_dir)
+        if split:
+            if split not in files:
+                raise SystemExit(f"mernlib stats: unknown split {split!r}; choose one of {sorted(files)}")
+            files = {split: files[split]}
+    documents, notes = [], []
+    for path in files.values():
+        docs, file_notes = read_pubtator_with_notes(path)
+        documents.extend(docs)
+        notes.extend(file_notes)
+    stats = corpus_stats(documents)
+    stats["lost_mentions"] = sum(len(lost_mentions(doc, tokenize_document(doc))) for doc in documents)
+    stats["files"] = [str(p) for p in files.values()]
+    stats["notes"] = notes
+    return stats

@@ -19,8 +19,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
+from .paths import REPO_ROOT
 
 OUTPUT_DIRS = ("results", "runs")
 

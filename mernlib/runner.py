@@ -19,7 +19,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .report import REPO_ROOT, git_commit, write_json
+from .paths import REPO_ROOT
+from .report import git_commit, write_json
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 

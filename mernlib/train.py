@@ -8,8 +8,11 @@ when there is a single task:
 3. the step minimises ``model.loss(batch, task)``: gradients reach the shared layers and that task's
    head only, and the optimiser skips parameters without a gradient (``zero_grad(set_to_none=True)``),
    so even momentum does not move the other head;
-4. after each epoch ``dev_eval_fn(model)`` returns a score; the best epoch's weights are kept and
-   restored at the end (model selection on dev).
+4. after each epoch ``on_epoch_end(model, record)`` may add to the epoch's record (e.g. the parts of a
+   loss), then ``dev_eval_fn(model)`` returns a score -- a number, or a dict with the number under
+   ``"score"`` and whatever else is worth recording (per-task F1) -- and the best epoch's weights are
+   kept and restored at the end (``selection="dev"``). ``selection="train-loss"`` keeps the epoch with
+   the lowest training loss instead (E2EMERN's released code does that), ``"last"`` the last epoch.
 
 The model only has to expose ``loss(batch, task) -> scalar tensor`` (and be an ``nn.Module``); how a
 batch looks is the model's business. Defaults follow the paper: momentum SGD, lr 0.001, momentum 0.9,
@@ -81,17 +84,46 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    name = config.optimizer.lower()
+def make_optimizer(
+    model_or_params: torch.nn.Module | Iterable[torch.nn.Parameter],
+    config=None,
+    lr_by_prefix: Mapping[str, float | None] | None = None,
+    **overrides,
+) -> torch.optim.Optimizer:
+    """The optimiser of ``config`` (``optimizer``, ``lr``, ``momentum``, ``weight_decay``; any object with
+    :class:`TrainConfig` attribute names) over the trainable parameters.
+
+    ``lr_by_prefix`` gives parameter groups their own learning rate by parameter-name prefix, e.g.
+    ``{"encoder.": 1e-4}`` for a pre-trained encoder under task heads at ``config.lr`` (a ``None`` rate
+    means ``config.lr``); the first matching prefix wins. Frozen parameters are left out.
+    """
+    cfg = TrainConfig.from_any(config, **overrides)
+    if isinstance(model_or_params, torch.nn.Module):
+        named = [(n, p) for n, p in model_or_params.named_parameters() if p.requires_grad]
+    else:
+        named = [("", p) for p in model_or_params if p.requires_grad]
+    prefixes = list(lr_by_prefix or {})
+    buckets: dict[str | None, list] = {prefix: [] for prefix in prefixes}
+    buckets[None] = []  # the rest, at config.lr
+    for name, param in named:
+        buckets[next((pre for pre in prefixes if name.startswith(pre)), None)].append(param)
+    groups = [
+        {"params": params, "lr": (lr_by_prefix or {}).get(prefix) or cfg.lr}
+        for prefix, params in buckets.items()
+        if params
+    ]
+    if not groups:
+        raise ValueError("nothing to train: every parameter is frozen")
+    if not lr_by_prefix:
+        groups = groups[0]["params"]  # one plain parameter list, as before groups existed
+    name = cfg.optimizer.lower()
     if name == "sgd":
-        return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if name == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    raise ValueError(f"optimizer must be sgd|adam|adamw, not {config.optimizer!r}")
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer must be sgd|adam|adamw, not {cfg.optimizer!r}")
 
 
 TaskData = Sequence | Callable[[torch.Generator], Iterable]
@@ -105,9 +137,11 @@ def fit(
     model: torch.nn.Module,
     train_data: Mapping[str, TaskData],
     config=None,
-    dev_eval_fn: Callable[[torch.nn.Module], float] | None = None,
+    dev_eval_fn: Callable[[torch.nn.Module], float | Mapping] | None = None,
     task_sampler: str | Callable[[dict[str, int], random.Random], str] | None = None,
     optimizer: torch.optim.Optimizer | str | None = None,
+    on_epoch_end: Callable[[torch.nn.Module, dict], dict | None] | None = None,
+    selection: str | None = None,
     **overrides,
 ) -> FitResult:
     """Train ``model`` on ``train_data`` (task -> batches) and return the per-epoch history.
@@ -116,7 +150,11 @@ def fit(
     per epoch (use it to reshuffle, e.g. ``lambda g: model.make_batches(S, T, shuffle=True, generator=g)``).
     ``config`` is any object with :class:`TrainConfig` attribute names; ``overrides`` win over it.
     ``task_sampler`` may also be a function ``(batches_left: {task: n}, rng) -> task``.
-    ``dev_eval_fn(model)`` is called after each epoch in eval mode; without it the last epoch is kept.
+    ``dev_eval_fn(model)`` is called after each epoch in eval mode; it returns the score, or a dict
+    with the score under ``"score"`` (the whole dict is recorded as ``dev_scores``).
+    ``on_epoch_end(model, record)`` runs first; a dict it returns is merged into the epoch's record.
+    ``selection``: ``"dev"`` (default with a ``dev_eval_fn``), ``"train-loss"`` (lowest training loss,
+    summed over tasks) or ``"last"`` (default without one).
     ``optimizer`` is a ready optimiser, or a name (``"sgd"``, ``"adam"``, ``"adamw"``) overriding the config's.
     """
     if isinstance(optimizer, str):
@@ -129,10 +167,15 @@ def fit(
         raise ValueError(
             f"task_sampler must be one of {sorted(_SAMPLERS)} or a function, not {cfg.task_sampler!r}"
         )
+    selection = selection or ("dev" if dev_eval_fn is not None else "last")
+    if selection not in ("dev", "train-loss", "last"):
+        raise ValueError(f"selection must be dev|train-loss|last, not {selection!r}")
+    if selection == "dev" and dev_eval_fn is None:
+        raise ValueError("selection='dev' needs a dev_eval_fn")
     seed_everything(cfg.seed)
     rng = random.Random(cfg.seed)  # task choice
     generator = torch.Generator().manual_seed(cfg.seed)  # batch order
-    optimizer = optimizer or make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
+    optimizer = optimizer or make_optimizer(model, cfg)
     result = FitResult()
     best_state = None
     bad_epochs = 0
@@ -167,30 +210,34 @@ def fit(
             bar.set_postfix({t: f"{loss_sum[t] / max(steps[t], 1):.3f}" for t in queues})
         bar.close()
 
-        score = None
+        record = {
+            "epoch": epoch,
+            "loss": {t: loss_sum[t] / steps[t] if steps[t] else math.nan for t in queues},
+            "steps": dict(steps),
+        }
+        if on_epoch_end is not None:
+            record.update(on_epoch_end(model, record) or {})
+        score, scores = None, None
         if dev_eval_fn is not None:  # 4. model selection on dev
             model.eval()
             with torch.no_grad():
-                score = float(dev_eval_fn(model))
+                scores = dev_eval_fn(model)
             model.train()
-        if dev_eval_fn is None:  # nothing to select on: the last epoch is the result
+            score = float(scores["score"]) if isinstance(scores, Mapping) else float(scores)
+        if selection == "last":  # nothing to select on: the last epoch is the result
             result.best_epoch, improved = epoch, True
-        elif _better(score, result.best_score, cfg.maximize):
-            result.best_epoch, result.best_score = epoch, score
-            best_state = copy.deepcopy(model.state_dict())
-            bad_epochs, improved = 0, True
         else:
-            bad_epochs, improved = bad_epochs + 1, False
-        result.history.append(
-            {
-                "epoch": epoch,
-                "loss": {t: loss_sum[t] / steps[t] if steps[t] else math.nan for t in queues},
-                "steps": dict(steps),
-                "dev": score,
-                "seconds": time.perf_counter() - start,
-                "best": improved,
-            }
-        )
+            criterion = score if selection == "dev" else sum(record["loss"].values())
+            maximize = cfg.maximize if selection == "dev" else False
+            improved = _better(criterion, result.best_score, maximize)
+            if improved:
+                result.best_epoch, result.best_score = epoch, criterion
+                best_state = copy.deepcopy(model.state_dict())
+            bad_epochs = 0 if improved else bad_epochs + 1
+        record.update({"dev": score, "seconds": time.perf_counter() - start, "best": improved})
+        if isinstance(scores, Mapping):
+            record["dev_scores"] = dict(scores)
+        result.history.append(record)
         if cfg.progress:
             losses = ", ".join(f"{t} {v:.4f}" for t, v in result.history[-1]["loss"].items())
             tqdm.write(f"epoch {epoch}: loss {losses}; dev {score}; {result.history[-1]['seconds']:.1f}s")
@@ -209,6 +256,17 @@ def _better(score: float | None, best: float | None, maximize: bool) -> bool:
     if score is None or math.isnan(score):
         return False
     return score > best if maximize else score < best
+
+
+def task_sampler(kind: str = "proportional") -> Callable[[dict[str, int], random.Random], str]:
+    """The sampler :func:`fit` uses to pick the next task: ``(batches_left, rng) -> task``.
+
+    ``"proportional"``: probability proportional to the task's batches left this epoch (so every batch
+    is seen once per epoch, and a large dataset is drawn as often as its size asks); ``"uniform"``: every
+    task with batches left equally likely."""
+    if kind not in _SAMPLERS:
+        raise ValueError(f"task sampler must be one of {sorted(_SAMPLERS)}, not {kind!r}")
+    return _SAMPLERS[kind]
 
 
 def _proportional(left: dict[str, int], rng: random.Random) -> str:

@@ -22,9 +22,7 @@ def run(tmp_path_factory):
         out = tmp_path_factory.mktemp("results")
         for seed in (13, 14):
             only = ROWS if seed == 13 else ROWS[1:]  # a second seed of the headline row only
-            experiment.reproduce(
-                corpora=["sample"], results_dir=out, scale="quick", only=only, epochs=1, seed=seed
-            )
+            experiment.reproduce("sample", results_dir=out, scale="quick", only=only, epochs=1, seed=seed)
     finally:
         torch.set_num_threads(before)
     return out, json.loads((out / "mtl" / "sample.json").read_text())
@@ -33,13 +31,14 @@ def run(tmp_path_factory):
 def test_runs_accumulate_per_row_and_seed(run):
     out, result = run
     assert result["experiment"] == "mtl" and result["corpus"] == "sample"
+    encoder = "encoder=Bi-LSTM-CNNs (word2vec 50-d trained in the kit)"
     assert sorted(result["runs"]) == [
-        "bilstm-cnns-crf/seed13",
-        "mtl-both-feedback/seed13",
-        "mtl-both-feedback/seed14",
+        f"bilstm-cnns-crf|seed=13|scale=quick|epochs=1|{encoder}",
+        f"mtl-both-feedback|seed=13|scale=quick|epochs=1|{encoder}",
+        f"mtl-both-feedback|seed=14|scale=quick|epochs=1|{encoder}",
     ]
     for key, r in result["runs"].items():
-        assert r["config"]["epochs"] == 1 and f"seed{r['seed']}" in key
+        assert r["config"]["epochs"] == 1 and f"seed={r['seed']}" in key
         assert set(r["test"]) >= {"paper_protocol", "standard_protocol"}
         for field in ("command", "seed", "scale", "encoder", "git_commit", "wall_time_s", "date"):
             assert r["provenance"].get(field) is not None, field
@@ -52,16 +51,16 @@ def test_summary_has_the_spread_over_seeds(run):
     headline, single = by_row["mtl-both-feedback"], by_row["bilstm-cnns-crf"]
     assert headline["seeds"] == [13, 14] and single["seeds"] == [13]
     assert "ner_f1_standard_sd" in headline and "ner_f1_standard_sd" not in single
-    runs = [result["runs"][f"mtl-both-feedback/seed{s}"] for s in (13, 14)]
+    runs = [r for r in result["runs"].values() if r["variant"] == "mtl-both-feedback"]
     mean = sum(r["test"]["standard_protocol"]["ner-mention-strict"]["f1"] for r in runs) / 2
     assert headline["ner_f1_standard"] == pytest.approx(mean, abs=1e-4)
-    assert headline["epochs"] == [1] and headline["commits"]
+    assert headline["epochs"] == 1 and headline["scale"] == "quick" and headline["commits"]
 
 
 def test_summary_lists_rows_in_the_papers_order(run):
     _, result = run
-    headline = result["runs"]["mtl-both-feedback/seed13"]
-    runs = {"mtl-both-feedback/seed13": headline, "mtl/seed13": headline | {"row": "mtl"}}
+    headline = next(r for r in result["runs"].values() if r["variant"] == "mtl-both-feedback")
+    runs = [headline, headline | {"row": "mtl", "variant": "mtl"}]
     # sorted run keys put "mtl-both-feedback" first; the table follows the paper (plain MTL first)
     assert [line["row"] for line in experiment.summarize(runs, {})] == ["mtl", "mtl-both-feedback"]
 
@@ -98,13 +97,43 @@ def test_stored_outputs_score_like_the_run(run):
     """The error-analysis notebook reads the stored outputs back: they must give the run's numbers."""
     out, result = run
     data = experiment.prepare("sample", max_sentences=400)  # what scale="quick" trained and scored on
-    stored = experiment.stored_outputs("sample", "mtl-both-feedback", 14, results_dir=out)
+    stored = experiment.stored_outputs("sample", "mtl-both-feedback", 14, out, scale="quick", epochs=1)
     scores = experiment.score_outputs(data, "test", stored["combined"], stored["men_tags"])
-    expected = result["runs"]["mtl-both-feedback/seed14"]["test"]
+    expected = next(
+        r for r in result["runs"].values() if r["variant"] == "mtl-both-feedback" and r["seed"] == 14
+    )
+    expected = expected["test"]
     assert scores["paper_protocol"] == expected["paper_protocol"]
     assert scores["standard_protocol"] == expected["standard_protocol"]
     assert scores["boundary_inconsistency"] == expected["boundary_inconsistency"]
-    assert experiment.stored_outputs("sample", "mtl", 14, results_dir=out) is None  # never run
+    assert experiment.stored_outputs("sample", "mtl", 14, out, scale="quick", epochs=1) is None  # never run
+    assert experiment.stored_outputs("sample", "mtl-both-feedback", 14, out) is None  # not at full scale
+
+
+def test_a_quick_run_never_replaces_a_committed_run(tmp_path):
+    """Runs are keyed by everything that defines them: a quick or --epochs run of the same row and seed
+    is another run, and the summary never averages across scales."""
+    from mernlib.results import add_run
+
+    base = {"variant": "mtl", "seed": 13, "encoder": "e", "provenance": {"git_commit": "abc"}, "test": {}}
+    path = tmp_path / "r.json"
+    for scale, epochs in (("full", 20), ("quick", 1), ("full", 2)):
+        add_run(
+            path,
+            base | {"scale": scale, "epochs": epochs},
+            header={"experiment": "mtl"},
+            summarize=lambda r: [],
+        )
+    stored = json.loads(path.read_text())["runs"]
+    assert len(stored) == 3
+    add_run(
+        path,
+        base | {"scale": "full", "epochs": 20, "again": 1},
+        header={"experiment": "mtl"},
+        summarize=lambda r: [],
+    )
+    stored = json.loads(path.read_text())["runs"]
+    assert len(stored) == 3 and stored["mtl|seed=13|scale=full|epochs=20|encoder=e"]["again"] == 1
 
 
 def test_check_ordering_subtracts_the_rows():

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -46,6 +45,8 @@ ROWS = {
 HEADLINE_ROW = "mtl-both-feedback"
 DEFAULT_ROWS = ("bilstm-cnns-crf", "mtl", "mtl-both-feedback")
 PAPER_MEN_TYPES = {"ncbi-disease": None, "bc5cdr": {"Disease"}}
+VARIANTS = tuple(ROWS)  # the experiment contract's names (mernlib.experiments): a variant is a row
+DEFAULT_VARIANTS = DEFAULT_ROWS
 
 
 @dataclass
@@ -111,10 +112,11 @@ def word_vectors(corpus: str = "sample", data_dir=None, dim: int = 50, seed: int
 
     from ..data import embedding_training_text
     from ..embeddings import train_word2vec
+    from ..paths import cache_dir
 
     kind = "sample" if corpus == "sample" else "real"
     key = hashlib.sha256(json.dumps([kind, dim, seed, epochs, 1]).encode()).hexdigest()[:12]
-    cache = Path(os.environ.get("MERNLIB_CACHE", Path.home() / ".cache" / "mernlib")) / "word2vec"
+    cache = cache_dir("word2vec")
     path = cache / f"{kind}-{dim}d-{key}.kv"
     info_path = path.with_suffix(".json")
     if path.exists() and info_path.exists():
@@ -195,10 +197,19 @@ def row_config(row: str, base=None, **overrides):
     return replace(config, **{**settings, **overrides})
 
 
+def scale_config(row: str, scale: str = "quick", **overrides):
+    """The config of ``row`` at ``scale`` (:data:`mernlib.experiments.SCALES`), then ``overrides``: what
+    the notebooks and :func:`reproduce` both train."""
+    from . import scale_settings
+
+    return row_config(row, **{**scale_settings("mtl", scale)["config"], **overrides})
+
+
 def train_row(row: str, data: MTLData, config=None, vectors=None, progress: bool = True) -> TrainedRow:
     """Train one row of Table 2 on ``data['train']``, selecting the epoch on dev.
 
-    Dev score (for selection): the mean of the paper-protocol MER and MEN F1 of the tasks the model has.
+    Dev score (for selection): the mean of the paper-protocol MER and MEN F1 of the tasks the model has;
+    every epoch's record keeps each task's dev F1 too (``history[i]["dev_scores"]``).
     """
     from ..models.mtl_feedback import MultiTaskTagger
     from ..train import fit
@@ -230,7 +241,8 @@ def train_row(row: str, data: MTLData, config=None, vectors=None, progress: bool
 
         def dev_score(m, tasks=tasks):
             scores = paper_protocol(data, "dev", *decode_predictions(data, "dev", m.predict_tags(dev_words)))
-            return sum(scores[t]["f1"] for t in tasks) / len(tasks)
+            per_task = {f"{t}_f1": scores[t]["f1"] for t in tasks}
+            return {"score": sum(per_task.values()) / len(tasks), **per_task}
 
         result = fit(model, train_data, cfg, dev_eval_fn=dev_score, progress=progress)
         for t in tasks:
@@ -333,7 +345,9 @@ def score_outputs(data: MTLData, split: str, combined: list[Document], men_only:
     }
 
 
-def stored_outputs(corpus: str, row: str, seed: int = 13, results_dir=Path("results")):
+def stored_outputs(
+    corpus: str, row: str, seed: int = 13, results_dir=Path("results"), scale: str = "full", epochs: int = 20
+):
     """The test-set outputs a reproduction run stored for ``row`` and ``seed`` (``combined``,
     ``men_tags``), read back from its PubTator files; ``None`` when that run has not been made.
 
@@ -342,7 +356,7 @@ def stored_outputs(corpus: str, row: str, seed: int = 13, results_dir=Path("resu
     """
     from ..pubtator import read_pubtator
 
-    stem = Path(results_dir) / "mtl" / corpus / f"{row}-seed{seed}"
+    stem = Path(results_dir) / "mtl" / corpus / output_stem(row, seed, scale, epochs)
     files = {
         "combined": stem.with_suffix(".pubtator"),
         "men_tags": stem.with_name(stem.name + ".men-tags.pubtator"),
@@ -411,112 +425,136 @@ def oov_subset_scores(
 
 
 def reproduce(
-    corpora=None,
+    corpus: str,
+    *,
     data_dir=None,
-    seed=13,
-    results_dir=Path("results"),
-    scale="full",
-    only=None,
+    seed: int = 13,
+    scale: str = "full",
     epochs: int | None = None,
+    only=None,
+    results_dir=Path("results"),
+    progress: bool = True,
+    **overrides,
 ) -> list[Path]:
-    """Train the Table 2 rows on each corpus and write ``results/mtl/<corpus>.json`` (+ CSV, PubTator).
+    """Train the Table 2 rows ``only`` (default :data:`DEFAULT_ROWS`) on ``corpus`` at ``scale`` and add
+    each as a run to ``results_dir/mtl/<corpus>.json`` (+ CSV), with its test outputs as PubTator files
+    beside it (``<corpus>/<row>-seed<S>.pubtator`` end to end, ``.men-tags.pubtator`` the MEN tags alone;
+    a run at another scale or epoch count than the committed one adds ``-<scale>-e<epochs>`` to the name).
 
-    Results accumulate: running again with another ``--seed`` or ``--only`` row adds to the file, so the
-    spread over seeds of the headline row is computed from every seed run so far.
+    Results accumulate: another seed or row adds to the file (:func:`mernlib.results.add_run`), so the
+    spread over seeds is computed from every seed run so far. ``overrides`` are MTLConfig fields.
     """
     from .. import reference
     from ..pubtator import write_pubtator
     from ..report import run_record
+    from ..results import add_run, result_path
+    from . import scale_settings
 
+    settings = scale_settings("mtl", scale)
     paper = reference.load("zhao2019")
+    data = prepare(corpus, data_dir, max_sentences=settings["max_sentences"])
+    vectors, vector_info = word_vectors(corpus, data_dir, seed=seed)
+    encoder = f"Bi-LSTM-CNNs (word2vec {vectors.vector_size}-d trained in the kit)"
+    header = {"experiment": "mtl", "paper": paper["citation"], "corpus": corpus}
     written = []
-    for corpus in corpora or ["ncbi-disease", "bc5cdr"]:
-        out_json = Path(results_dir) / "mtl" / f"{corpus}.json"
-        data = prepare(corpus, data_dir, max_sentences=None if scale == "full" else 400)
-        vectors, vector_info = word_vectors(corpus, data_dir, seed=seed)
-        for row in only or DEFAULT_ROWS:
-            started = time.time()
-            config = row_config(
-                row, seed=seed, word_dim=vectors.vector_size, **({"epochs": epochs} if epochs else {})
-            )
-            trained = train_row(row, data, config, vectors)
-            scores = evaluate(trained, data, "test")
-            predictions = scores.pop("_predictions")
-            stem = Path(results_dir) / "mtl" / corpus / f"{row}-seed{seed}"
-            write_pubtator(predictions["combined"], stem.with_suffix(".pubtator"))
-            write_pubtator(predictions["men_tags"], stem.with_name(stem.name + ".men-tags.pubtator"))
-            dev_best = {
+    for row in only or DEFAULT_ROWS:
+        started = time.time()
+        config = scale_config(
+            row,
+            scale,
+            seed=seed,
+            word_dim=vectors.vector_size,
+            **({"epochs": epochs} if epochs else {}),
+            **overrides,
+        )
+        trained = train_row(row, data, config, vectors, progress=progress)
+        scores = evaluate(trained, data, "test")
+        predictions = scores.pop("_predictions")
+        stem = Path(results_dir) / "mtl" / corpus / output_stem(row, seed, scale, config.epochs)
+        files = {
+            "combined": write_pubtator(predictions["combined"], stem.with_suffix(".pubtator")),
+            "men_tags": write_pubtator(
+                predictions["men_tags"], stem.with_name(stem.name + ".men-tags.pubtator")
+            ),
+        }
+        run = {
+            "variant": row,
+            "seed": seed,
+            "scale": scale,
+            "epochs": config.epochs,
+            "encoder": encoder,
+            "row": row,
+            "paper_row": ROWS[row][0],
+            "test": scores,
+            "dev_best": {
                 k: max((h["dev"] for h in hist if h["dev"] is not None), default=None)
                 for k, hist in trained.histories.items()
-            }
-            run = {
-                "row": row,
-                "paper_row": ROWS[row][0],
-                "seed": seed,
-                "test": scores,
-                "dev_best": dev_best,
-                "epochs_run": {k: len(h) for k, h in trained.histories.items()},
-                "best_epoch": {
-                    k: max(h, key=lambda e: e["dev"] or -1)["epoch"] for k, h in trained.histories.items()
-                },
-                "history": trained.histories,
-                "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
-                "men_types": sorted(data.men_types) if data.men_types else "all",
-                "word_vectors": vector_info,
-                "predictions": {
-                    "combined": str(stem.with_suffix(".pubtator")),
-                    "men_tags": str(stem.with_name(stem.name + ".men-tags.pubtator")),
-                },
-                "rescore": (
-                    f"python -m mernlib evaluate --gold <{corpus} test file> --pred {stem.with_suffix('.pubtator')}"
-                    + (
-                        f" --types {' '.join(sorted(data.men_types))}  (normalization scores)"
-                        if data.men_types
-                        else ""
-                    )
-                ),
-                "provenance": run_record(
-                    seed=seed,
-                    scale=scale,
-                    encoder="Bi-LSTM-CNNs (word2vec 50-d trained in the kit)",
-                    started=started,
-                ),
-            }
-            written.append(_merge_run(out_json, f"{row}/seed{seed}", run, paper, corpus))
+            },
+            "epochs_run": {k: len(h) for k, h in trained.histories.items()},
+            "best_epoch": {
+                k: max(h, key=lambda e: e["dev"] or -1)["epoch"] for k, h in trained.histories.items()
+            },
+            "history": trained.histories,
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
+            "men_types": sorted(data.men_types) if data.men_types else "all",
+            "word_vectors": vector_info,
+            "predictions": {name: str(path) for name, path in files.items()},
+            "rescore": (
+                f"python -m mernlib evaluate --gold <{corpus} test file> --pred {files['combined']}"
+                + (
+                    f" --types {' '.join(sorted(data.men_types))}  (normalization scores)"
+                    if data.men_types
+                    else ""
+                )
+            ),
+            "provenance": run_record(seed=seed, scale=scale, encoder=encoder, started=started),
+        }
+        path = result_path(results_dir, "mtl", corpus)
+        written.append(
+            add_run(
+                path,
+                run,
+                header=header,
+                summarize=lambda runs: summarize(runs, paper.get(corpus, {})),
+                upgrade=upgrade_run,
+            )
+        )
     return written
 
 
-def _merge_run(out_json: Path, key: str, run: dict, paper: dict, corpus: str) -> Path:
-    """Add one run to the corpus's results file. Several rows may train at once in separate processes,
-    so the file is re-read and rewritten under a lock."""
-    from ..report import locked, write_csv, write_json
-
-    with locked(out_json):
-        result = (
-            json.loads(out_json.read_text())
-            if out_json.exists()
-            else {"experiment": "mtl", "paper": paper["citation"], "corpus": corpus, "runs": {}}
-        )
-        result["runs"][key] = run
-        result["runs"] = dict(sorted(result["runs"].items()))
-        result["summary"] = summarize(result["runs"], paper.get(corpus, {}))
-        write_json(result, out_json)
-        write_csv(result["summary"], out_json.with_suffix(".csv"))
-    return out_json
+def output_stem(row: str, seed: int, scale: str = "full", epochs: int = 20) -> str:
+    """``<row>-seed<S>`` for the committed configuration (full scale, 20 epochs), else with
+    ``-<scale>-e<epochs>`` added, so runs of other configurations never overwrite its outputs."""
+    committed = scale == "full" and epochs == 20
+    return f"{row}-seed{seed}" if committed else f"{row}-seed{seed}-{scale}-e{epochs}"
 
 
-def summarize(runs: dict, paper_rows: dict) -> list[dict]:
-    """One line per row, in the paper's order of :data:`ROWS`: mean over seeds (and the spread), the
-    paper's value beside ours."""
+def upgrade_run(run: dict) -> dict:
+    """A run stored before runs named their configuration (``row/seedN`` keys): the same run with
+    ``variant``, ``scale``, ``epochs`` and ``encoder`` copied from what it recorded."""
+    if "variant" in run:
+        return run
+    return {
+        "variant": run["row"],
+        "scale": run["provenance"]["scale"],
+        "epochs": run["config"]["epochs"],
+        "encoder": run["provenance"]["encoder"],
+        **run,
+    }
+
+
+def summarize(runs, paper_rows: dict | None = None) -> list[dict]:
+    """One line per configuration (row, scale, epochs, word vectors), rows in the paper's order of
+    :data:`ROWS`: mean over seeds (and the spread), the paper's value beside ours. Scales never mix."""
     import statistics
 
     from ..report import short_commit
+    from ..results import configurations
 
-    by_row: dict[str, list[dict]] = {}
-    for run in runs.values():
-        by_row.setdefault(run["row"], []).append(run)
+    runs = [upgrade_run(r) for r in (runs.values() if isinstance(runs, dict) else runs)]
+    paper_rows = paper_rows or {}
     lines = []
-    for row, row_runs in sorted(by_row.items(), key=lambda item: list(ROWS).index(item[0])):
+    for (row, scale, epochs, _encoder), row_runs in configurations(runs, order=ROWS):
 
         def values(get, row_runs=row_runs):
             return [get(r["test"]) for r in row_runs]
@@ -531,8 +569,9 @@ def summarize(runs: dict, paper_rows: dict) -> list[dict]:
         line = {
             "row": row,
             "paper_row": ROWS[row][0],
+            "scale": scale,
             "seeds": [r["seed"] for r in row_runs],
-            "epochs": sorted({r["config"]["epochs"] for r in row_runs}),
+            "epochs": epochs,
             "commits": sorted({short_commit(r["provenance"]["git_commit"]) for r in row_runs}),
         }
         for name, vals in metrics.items():
@@ -544,6 +583,13 @@ def summarize(runs: dict, paper_rows: dict) -> list[dict]:
         line["paper_men_f1"] = published.get("men_f1")
         lines.append(line)
     return lines
+
+
+def table(result: dict) -> list[dict]:
+    """The summary of a stored results file, recomputed from its runs (``python -m mernlib table``)."""
+    from .. import reference
+
+    return summarize(list(result["runs"].values()), reference.load("zhao2019").get(result["corpus"], {}))
 
 
 # The paper's claims, as (better row, worse row): MTL beats the pipeline, feedback beats plain MTL.
@@ -560,11 +606,13 @@ COMPARED_METRICS = (
 )
 
 
-def check_ordering(summary: list[dict], pairs=PAPER_ORDERING, metrics=COMPARED_METRICS) -> list[dict]:
-    """For each (row, other) pair both run: ``row`` minus ``other`` on each metric (means over seeds),
-    and the largest seed spread (standard deviation) of the two rows, so a difference can be read
+def check_ordering(
+    summary: list[dict], pairs=PAPER_ORDERING, metrics=COMPARED_METRICS, scale: str = "full"
+) -> list[dict]:
+    """For each (row, other) pair both run at ``scale``: ``row`` minus ``other`` on each metric (means over
+    seeds), and the largest seed spread (standard deviation) of the two rows, so a difference can be read
     against the noise. Pairs with a row not yet run are left out."""
-    by_row = {line["row"]: line for line in summary}
+    by_row = {line["row"]: line for line in summary if line.get("scale", scale) == scale}
     out = []
     for row, other in pairs:
         if row not in by_row or other not in by_row:
