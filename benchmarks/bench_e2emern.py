@@ -2,7 +2,7 @@
 
 Prints training samples/second (a sample is one (sentence, entity) pair, plus the low-level pass of
 its sentence) and annotation sentences/second (low-level tagging + candidate scoring with k candidates).
-Training goes through the kit's one trainer (``E2EMERN.fit`` wraps ``mernlib.train.fit``) with
+Training goes through the kit's one trainer (``mernlib.experiments.e2emern.train_model`` calls ``mernlib.train.fit``) with
 length-bucketed batches; annotation runs under ``torch.no_grad`` with entity vectors cached.
 Figures depend on what else runs on the machine: report the load average with them.
 
@@ -22,7 +22,9 @@ import torch
 
 from mernlib.candidates import CandidateGenerator
 from mernlib.encoders import encoder_name
-from mernlib.models.e2emern import E2EMERN, TaggedSentence, build_samples, get_default_config
+from mernlib.experiments.e2emern import train_model
+from mernlib.models.e2emern import E2EMERN, build_samples, get_default_config
+from mernlib.tags import SpannedSentence
 
 FILLER = "the patients were treated with high doses for several weeks and showed marked signs of".split()
 
@@ -42,7 +44,7 @@ def synthetic(n_sentences: int, n_words: int, n_concepts: int, rng: random.Rando
             mention = names[cid].split()
             words[start : start + len(mention)] = mention
             spans.append((start, start + len(mention), "Disease", cid))
-        sentences.append(TaggedSentence(words[:n_words], [s for s in spans if s[1] <= n_words]))
+        sentences.append(SpannedSentence(words[:n_words], [s for s in spans if s[1] <= n_words]))
     return sentences, names
 
 
@@ -69,7 +71,8 @@ def main() -> None:
     )
 
     t0 = time.perf_counter()
-    model.fit(sentences, names, epochs=1, progress=False)  # through mernlib.train.fit
+    model.entity_names.update(names)
+    train_model(model, sentences, epochs=1, progress=False)  # through mernlib.train.fit
     train_s = time.perf_counter() - t0
 
     generator = CandidateGenerator.from_entity_base(names)

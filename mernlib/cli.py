@@ -106,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("table", help="print a results file's summary (or write a results README)")
-    p.add_argument("result", help="results/<experiment>/<corpus>.json, or a folder results/<experiment>")
+    p.add_argument(
+        "result", nargs="?", help="results/<experiment>/<corpus>.json, or a folder results/<experiment>"
+    )
+    p.add_argument("--summary", action="store_true", help="the README's summary table (one row per paper)")
     p.add_argument("--columns", nargs="+", help="the columns to print, in order (default: all)")
     p.add_argument("--write", action="store_true", help="with a folder: write its README.md")
 
@@ -142,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {path}")
             print(f"done in {time.time() - started:.0f} s")
         elif args.command == "table":
+            if args.summary:
+                from .experiments import summary_table
+
+                print(summary_table())
+                return 0
+            if not args.result:
+                raise ValueError("name a results file or folder, or ask for --summary")
             text = result_table(args.result, args.columns)
             if args.write:
                 if not Path(args.result).is_dir():

@@ -407,3 +407,36 @@ def prf_on_subset(gold_keys: set, pred_keys: set, subset_gold_keys: set) -> PRF:
         if any(start < g_end and g_start < end for g_start, g_end in spans_by_doc.get(doc, ())):
             fp += 1
     return PRF.from_counts(tp, fp, len(subset) - tp)
+
+
+# --------------------------------------------------------------------------------------------------
+# Binary decisions (E2EMERN's paper protocol scores yes/no per (sentence, concept) pair)
+
+
+def binary_prf(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
+    """Per-class precision, recall, F1 and support for classes 0 and 1, their support-weighted
+    averages (as scikit-learn's ``average='weighted'``: weights are the true supports; 0/0 counts as 0)
+    and the accuracy."""
+    if len(y_true) != len(y_pred):
+        raise ValueError("y_true and y_pred differ in length")
+    out: dict = {}
+    total = len(y_true)
+    for c in (0, 1):
+        tp = sum(1 for t, p in zip(y_true, y_pred, strict=True) if t == c and p == c)
+        n_pred = sum(1 for p in y_pred if p == c)
+        support = sum(1 for t in y_true if t == c)
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[c] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    for metric in ("precision", "recall", "f1"):
+        out[f"weighted_{metric}"] = (
+            sum(out[c][metric] * out[c]["support"] for c in (0, 1)) / total if total else 0.0
+        )
+    out["accuracy"] = sum(1 for t, p in zip(y_true, y_pred, strict=True) if t == p) / total if total else 0.0
+    return out
+
+
+def weighted_f1(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    """Support-weighted F1 over the classes 0 and 1 (scikit-learn's ``f1_score(average='weighted')``)."""
+    return binary_prf(y_true, y_pred)["weighted_f1"]

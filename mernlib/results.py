@@ -80,20 +80,23 @@ def add_run(
     header: dict,
     summarize: Callable[[list[dict]], list[dict]],
     upgrade: Callable[[dict], dict] | None = None,
+    stored_runs: Callable[[dict], Iterable[dict]] | None = None,
 ) -> Path:
     """Store ``run`` in the results file ``path`` (created with ``header`` if absent), recompute the
     summary with ``summarize(runs)`` and write the JSON and its CSV, all under the file's lock.
 
     Stored runs are re-keyed with :func:`run_key` on every write, so the key always says what the run is;
     ``upgrade(run)`` fills the fields that runs stored by an older kit lack (it must only copy facts the
-    run already records, e.g. its scale from its provenance).
+    run already records, e.g. its scale from its provenance); ``stored_runs(result)`` reads the runs of a
+    file written in an older layout. The file keeps ``header``, the runs and the summary, nothing else.
     """
     path = Path(path)
     with locked(path):
         stored = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        result = {**header, **{k: v for k, v in stored.items() if k not in header}}
+        result = dict(header)
         upgrade = upgrade or (lambda r: r)
-        runs = {run_key(r): r for r in map(upgrade, stored.get("runs", {}).values())}
+        previous = stored_runs(stored) if stored_runs else stored.get("runs", {}).values()
+        runs = {run_key(r): r for r in map(upgrade, previous)}
         runs[run_key(run)] = run
         result["runs"] = dict(sorted(runs.items()))
         result["summary"] = summarize(list(result["runs"].values()))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .corpus import Document, Mention
 from .tokenize import Sentence, tokenize_document
@@ -305,6 +305,32 @@ def labeled_sentences(documents) -> list[LabeledSentence]:
         for sentence in tokenize_document(doc):
             out.append(LabeledSentence(doc, sentence, sentence_mentions(sentence, doc)))
     return out
+
+
+@dataclass
+class SpannedSentence:
+    """A sentence as plain words and its mentions as word spans ``(i, j_exclusive, type, concept)``: what
+    a model that reads words and spans (E2EMERN) trains on, without the document behind it. Build one
+    from a :class:`LabeledSentence` with :meth:`LabeledSentence.spanned`, or by hand for a toy example."""
+
+    words: list[str]
+    spans: list[tuple[int, int, str, str]] = field(default_factory=list)
+
+
+def spanned_sentence(item: LabeledSentence, types=None) -> SpannedSentence:
+    """``item``'s words and its gold mentions (of ``types``, if given) as word spans."""
+    inside = [m for m in item.mentions if types is None or m.type in types]
+    # mention_spans keeps the order of `inside` (all of them lie in the sentence)
+    spans = [
+        (i, j, m.type, m.concept)
+        for (i, j, _), m in zip(mention_spans(item.sentence, inside, "type"), inside, strict=True)
+    ]
+    return SpannedSentence(item.words, spans)
+
+
+def spanned_sentences(documents, types=None) -> list[SpannedSentence]:
+    """:func:`spanned_sentence` of every sentence of ``documents`` (:func:`labeled_sentences`)."""
+    return [spanned_sentence(item, types) for item in labeled_sentences(documents)]
 
 
 def predicted_documents(labeled: list[LabeledSentence], mentions_per_sentence) -> list[Document]:

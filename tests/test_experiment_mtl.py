@@ -96,7 +96,9 @@ def test_table_command_refuses_a_file_without_a_table(tmp_path, capsys):
 def test_stored_outputs_score_like_the_run(run):
     """The error-analysis notebook reads the stored outputs back: they must give the run's numbers."""
     out, result = run
-    data = experiment.prepare("sample", max_sentences=400)  # what scale="quick" trained and scored on
+    from mernlib.experiments import SCALES
+
+    data = experiment.prepare("sample", max_sentences=SCALES["mtl"]["quick"]["max_sentences"])  # as quick did
     stored = experiment.stored_outputs("sample", "mtl-both-feedback", 14, out, scale="quick", epochs=1)
     scores = experiment.score_outputs(data, "test", stored["combined"], stored["men_tags"])
     expected = next(

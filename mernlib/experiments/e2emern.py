@@ -20,10 +20,15 @@ one trainer (:func:`mernlib.train.fit`) on the training split, and reports:
 * **baseline** -- :class:`~mernlib.candidates.DictionaryNormalizer` (exact match on training mentions and
   entity names, then TF-IDF top-1) on the gold mentions and on the model's predicted mentions.
 
-Written: ``results/e2emern/<corpus>.json`` (variants accumulate across runs with ``--only``; each
-variant records its own config, epochs, scale and provenance, while the top-level ``scale`` and
-``settings`` are those of the last invocation), a CSV beside it, and ``results/e2emern/<corpus>/<variant>.pubtator`` -- the test predictions, which
-``python -m mernlib evaluate --gold <test file> --pred <that file>`` re-scores to the same numbers.
+Written through the one results store (:func:`mernlib.results.add_run`): ``results/e2emern/<corpus>.json``
+(one run per variant and seed, keyed by variant, seed, scale, epochs and encoder; each records its config,
+history and provenance), a CSV beside it, and ``results/e2emern/<corpus>/<variant>.pubtator`` -- the test
+predictions, which ``python -m mernlib evaluate --gold <test file> --pred <that file>`` re-scores to the
+same numbers (other configurations than the committed one add ``-<scale>-e<epochs>-seed<S>`` to the name).
+
+The pieces notebook 05 and :func:`reproduce` both call: :func:`prepare`, :func:`new_model`,
+:func:`train_model`, :func:`dev_score`, :func:`choose_k`, :func:`paper_protocol`, :func:`standard_protocol`,
+:func:`run_variant`.
 
 What is reduced versus the paper (so that a full run fits a shared 2-core CPU) is listed in
 :data:`REDUCED_VS_PAPER` and stored in every result.
@@ -32,13 +37,12 @@ What is reduced versus the paper (so that a full run fits a shared 2-core CPU) i
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..report import locked, run_record, short_commit, write_csv, write_json
+from ..report import run_record, short_commit
 
 VARIANTS: dict[str, dict] = {
     "e2emern": {},  # the model as published (attention_score="paper", the kit's default)
@@ -65,26 +69,29 @@ DESCRIPTIONS = {
     "epoch with the lowest training loss (for the paper protocol; k fixed at 1 for the standard one)",
 }
 
-# Settings per scale. "full" was sized with benchmarks/bench_e2emern.py and a timed run on NCBI
-# (about 9 training sentences/s on one lightly shared core, ~10 min per epoch over 5,635 sentences;
-# with three other jobs on the 2 cores about half that): 2 epochs fit the time box.
-SCALES: dict[str, dict] = {
-    "full": {"epochs": 2, "batch_size": 16, "lr": 1e-4, "head_lr": 1e-3, "n_negatives": 1, "max_length": 128},
-    # the ablations when time is short: the full settings with one epoch (recorded per variant)
-    "full-1epoch": {
-        "epochs": 1,
-        "batch_size": 16,
-        "lr": 1e-4,
-        "head_lr": 1e-3,
-        "n_negatives": 1,
-        "max_length": 128,
-    },
-    "quick": {"epochs": 1, "batch_size": 8, "lr": 3e-4, "head_lr": 3e-3, "n_negatives": 1, "max_length": 64},
-}
 K_CHOICES = (1, 5, 10, 20)  # candidates per mention, chosen on dev
 K_SELECT = 10  # k used for the per-epoch dev score
 RECALL_KS = (1, 5, 10, 20, 50)
 PAPER_PROTOCOL_NEGATIVES = 1
+TITLE = "E2EMERN (Zhou et al., ACL 2021)"
+DEFAULT_VARIANTS = tuple(VARIANTS)
+README_COLUMNS = (
+    "variant",
+    "scale",
+    "epochs",
+    "seeds",
+    "paper_protocol_mer_f1",
+    "paper_protocol_men_f1",
+    "paper_mer_f1",
+    "paper_men_f1",
+    "standard_ner_f1",
+    "standard_men_mention_f1",
+    "standard_men_document_f1",
+    "k",
+    "baseline_on_its_mentions_men_mention_f1",
+    "train_seconds",
+    "commit",
+)
 
 REDUCED_VS_PAPER = {
     "encoder": "all-MiniLM-L6-v2 (BERT architecture, 6 layers, hidden 384, 22M parameters, general-domain, "
@@ -100,26 +107,52 @@ REDUCED_VS_PAPER = {
 }
 
 
-def _corpus_parts(corpus: str, data_dir, max_documents: int | None = None):
-    """Documents, labeled sentences and tagged sentences of every split, the entity base and names."""
+@dataclass
+class E2EData:
+    """A corpus as E2EMERN's experiment uses it: documents, labeled and spanned sentences per split, the
+    entity base, the names the model represents concepts by, and the candidate generator."""
+
+    corpus: str
+    documents: dict
+    labeled: dict
+    spanned: dict
+    base: object
+    base_warnings: list
+    names: dict
+    synonyms: dict
+    train_mentions: list
+    generator: object
+
+    @property
+    def types(self) -> list[str]:
+        return sorted({t for s in self.spanned["train"] for _, _, t, _ in s.spans})
+
+
+def prepare(corpus: str = "sample", data_dir=None, max_documents: int | None = None) -> E2EData:
+    """Load ``corpus`` (the first ``max_documents`` of each split, if given), its entity base, the
+    model's concept names and the candidate generator (entity-base names and synonyms + training mentions)."""
     import warnings
 
     from .. import data
-    from ..models.e2emern import tagged_sentence
-    from ..tags import labeled_sentences
+    from ..candidates import CandidateGenerator
+    from ..tags import labeled_sentences, spanned_sentence
 
-    splits = data.load_corpus(corpus, None, data_dir)
+    documents = data.load_corpus(corpus, None, data_dir)
     if max_documents is not None:
-        splits = {s: docs[:max_documents] for s, docs in splits.items()}
-    labeled = {s: labeled_sentences(docs) for s, docs in splits.items()}
-    tagged = {s: [tagged_sentence(item) for item in items] for s, items in labeled.items()}
+        documents = {s: docs[:max_documents] for s, docs in documents.items()}
+    labeled = {s: labeled_sentences(docs) for s, docs in documents.items()}
+    spanned = {s: [spanned_sentence(item) for item in items] for s, items in labeled.items()}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         base = data.load_corpus_entity_base(corpus, data_dir)
     base_warnings = [str(w.message).splitlines()[0] for w in caught]
     for message in base_warnings:
         print(f"warning: {message}")
-    return splits, labeled, tagged, base, base_warnings
+    names, synonyms, train_mentions = entity_tables(base, documents["train"])
+    generator = CandidateGenerator.from_entity_base(names, synonyms, train_mentions)
+    return E2EData(
+        corpus, documents, labeled, spanned, base, base_warnings, names, synonyms, train_mentions, generator
+    )
 
 
 def entity_tables(base, train_docs) -> tuple[dict[str, str], dict[str, list[str]], list[tuple[str, str]]]:
@@ -141,10 +174,65 @@ def entity_tables(base, train_docs) -> tuple[dict[str, str], dict[str, list[str]
     return names, synonyms, mentions
 
 
+# --------------------------------------------------------------------------------------------------
+# Building and training
+
+
+def settings_for(scale: str = "quick", **overrides) -> dict:
+    """The model settings of ``scale`` (:data:`mernlib.experiments.SCALES`) with ``overrides``."""
+    from . import scale_settings
+
+    settings = scale_settings("e2emern", scale)
+    for key in ("about", "max_documents"):
+        settings.pop(key)
+    return settings | overrides
+
+
+def new_model(data: E2EData, settings: dict, variant: str = "e2emern", encoder=None, **overrides):
+    """An untrained :class:`~mernlib.models.e2emern.E2EMERN` of ``variant`` for ``data``'s types and names."""
+    from ..models.e2emern import E2EMERN, get_default_config
+
+    config = get_default_config(**(settings | VARIANTS[variant] | overrides))
+    return E2EMERN(config, data.types, encoder, dict(data.names))
+
+
+def train_model(
+    model, sentences, dev_eval_fn=None, selection: str | None = None, progress: bool = True, **overrides
+):
+    """Train ``model`` on ``sentences`` with the kit's one trainer (:func:`mernlib.train.fit`).
+
+    ``selection="dev"`` (default with ``dev_eval_fn``): the best epoch on dev is kept (standard protocol);
+    ``"train-loss"``: the epoch with the lowest training loss (the paper's code, trained on train + dev);
+    ``"last"`` (default without ``dev_eval_fn``). The encoder and the task heads get their own learning
+    rates (``config.lr``, ``config.head_lr``). Each history entry holds the epoch's mean loss ``parts``."""
+    from ..train import fit, make_optimizer
+
+    c = model.config
+    optimizer = make_optimizer(model, c, {"encoder.": c.lr}, lr=c.head_lr or c.lr)
+    model.loss_meter.clear()
+    model._entity_cache.clear()
+    result = fit(
+        model,
+        model.train_data(sentences),
+        c,
+        dev_eval_fn=dev_eval_fn,
+        optimizer=optimizer,
+        on_epoch_end=lambda m, record: {"parts": m.epoch_loss_parts()},
+        selection=selection,
+        progress=progress,
+        **overrides,
+    )
+    model.epoch_loss_parts()  # drop cached entity vectors of the last epoch's weights
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# The two protocols
+
+
 def predictions_to_documents(labeled, predictions, k: int | None = None):
     """Predicted documents (:func:`mernlib.tags.predicted_documents`) from :meth:`E2EMERN.annotate`
     output; with ``k``, each mention takes its best candidate among the top ``k`` retrieved."""
-    from ..models.e2emern import predicted_mentions
     from ..tags import predicted_documents
 
     per_sentence = []
@@ -157,17 +245,102 @@ def predictions_to_documents(labeled, predictions, k: int | None = None):
     return predicted_documents(labeled, per_sentence)
 
 
+def predicted_mentions(item, predicted):
+    """:class:`~mernlib.corpus.Mention` objects (document offsets) of one
+    :class:`~mernlib.tags.LabeledSentence` for the word-span predictions of :meth:`E2EMERN.annotate`
+    (a mention without a concept gets ``-1``, NIL)."""
+    from ..tags import spans_to_mentions
+
+    mentions = spans_to_mentions(
+        item.sentence, item.document.text, [(p.start, p.end, p.type) for p in predicted]
+    )
+    for m, p in zip(mentions, predicted, strict=True):
+        m.concept = p.concept or "-1"
+    return mentions
+
+
 def _f1s(evaluation: dict) -> dict:
     return {name: round(entry["f1"], 4) for name, entry in evaluation["protocols"].items()}
 
 
+def dev_score(model, data: E2EData, k: int = K_SELECT, progress: bool = False) -> float:
+    """The standard protocol's epoch selection: end-to-end men-mention F1 on dev, choosing among ``k``."""
+    from ..metrics import evaluate_documents
+
+    pred = model.annotate([s.words for s in data.spanned["dev"]], data.generator, k=k, progress=progress)
+    docs = predictions_to_documents(data.labeled["dev"], pred)
+    return evaluate_documents(data.documents["dev"], docs)["protocols"]["men-mention"]["f1"]
+
+
+def choose_k(model, data: E2EData, progress: bool = False) -> tuple[int, dict]:
+    """``(k, dev F1s by k)``: the number of candidates per mention with the best dev men-mention F1
+    (ties: the smaller k), from one annotation at the largest k."""
+    from ..metrics import evaluate_documents
+
+    pred = model.annotate(
+        [s.words for s in data.spanned["dev"]], data.generator, k=max(K_CHOICES), progress=progress
+    )
+    by_k = {
+        k: _f1s(
+            evaluate_documents(data.documents["dev"], predictions_to_documents(data.labeled["dev"], pred, k))
+        )
+        for k in K_CHOICES
+    }
+    return max(K_CHOICES, key=lambda k: (by_k[k]["men-mention"], -k)), by_k
+
+
+def paper_protocol_pairs(sentences, entity_names: dict[str, str], n_negatives: int = 1, seed: int = 13):
+    """``(words, concept_id, label)`` pairs as in the paper's evaluation: every gold ID of every test
+    sentence (label 1) plus ``n_negatives`` sampled concepts it does not mention (label 0)."""
+    import random
+
+    from ..models.e2emern import build_samples
+
+    samples = build_samples(sentences, entity_names, n_negatives, random.Random(seed))
+    return [(sentences[s.sentence].words, s.concept, s.label) for s in samples if s.concept is not None]
+
+
+def paper_protocol(model, pairs, threshold: float = 0.5) -> dict:
+    """Classify each (sentence, concept) pair and score with weighted binary F1 (the paper's MEN number).
+
+    The decision is the mid level's ``y_m > threshold``; with ``use_mid=False`` it is the high level's
+    ``max_i (1 - P(O at i)) > threshold`` (the entity is tagged somewhere). This protocol never asks the
+    model to find mentions nor to choose among candidates (compare :func:`standard_protocol`)."""
+    from ..metrics import binary_prf
+
+    if not pairs:
+        raise ValueError("no pairs to score")
+    scored = model.score_pairs([list(w) for w, _, _ in pairs], [c for _, c, _ in pairs])
+    if model.config.use_mid:
+        probs = scored["mid"].tolist()
+    else:
+        probs = [float((1 - h[:, 0]).max()) if len(h) else 0.0 for h in scored["high"]]
+    result = binary_prf([int(lbl) for _, _, lbl in pairs], [int(p > threshold) for p in probs])
+    result["n_pairs"] = len(pairs)
+    result["threshold"] = threshold
+    return result
+
+
+def standard_protocol(model, data: E2EData, k: int, split: str = "test", progress: bool = False):
+    """``(predicted documents, evaluate_documents result, annotation)``: the end-to-end output on ``split``
+    with ``k`` candidates per mention, scored on documents."""
+    from ..metrics import evaluate_documents
+
+    pred = model.annotate([s.words for s in data.spanned[split]], data.generator, k=k, progress=progress)
+    docs = predictions_to_documents(data.labeled[split], pred)
+    return docs, evaluate_documents(data.documents[split], docs), pred
+
+
+# --------------------------------------------------------------------------------------------------
+# One variant, start to finish
+
+
 def run_variant(
     variant: str,
-    corpus: str,
-    parts,
+    data: E2EData,
     settings: dict,
     seed: int,
-    out_dir: Path,
+    prediction_file: Path,
     progress: bool = True,
     scale: str | None = None,
 ) -> dict:
@@ -177,71 +350,62 @@ def run_variant(
     from ..candidates import DictionaryNormalizer
     from ..encoders import encoder_name
     from ..metrics import evaluate_documents
-    from ..models.e2emern import E2EMERN, get_default_config, paper_protocol_pairs, paper_protocol_scores
     from ..pubtator import read_pubtator, write_pubtator
 
     started = time.time()
-    splits, labeled, tagged, generator, names, synonyms, train_mentions = parts
-    config = get_default_config(**(settings | VARIANTS[variant] | {"seed": seed, "progress": progress}))
-    types = sorted({t for s in tagged["train"] for _, _, t, _ in s.spans})
-    model = E2EMERN(config, types, entity_names=names)
-    dev_words = [s.words for s in tagged["dev"]]
-
-    def dev_score(m) -> float:  # standard protocol: end-to-end men-mention F1 on dev
-        pred = m.annotate(dev_words, generator, k=K_SELECT, progress=progress)
-        return evaluate_documents(splits["dev"], predictions_to_documents(labeled["dev"], pred))["protocols"][
-            "men-mention"
-        ]["f1"]
-
+    model = new_model(data, settings, variant, seed=seed, progress=progress)
+    config = model.config
     paper_training = variant in PAPER_TRAINING_VARIANTS
     if paper_training:  # the authors' rule: train + dev, lowest training loss; dev is no longer held out
-        fit = model.fit(tagged["train"] + tagged["dev"], selection="train-loss", progress=progress)
+        fit = train_model(
+            model, data.spanned["train"] + data.spanned["dev"], selection="train-loss", progress=progress
+        )
     else:
-        fit = model.fit(tagged["train"], dev_eval_fn=dev_score, progress=progress)
+        fit = train_model(
+            model,
+            data.spanned["train"],
+            dev_eval_fn=lambda m: dev_score(m, data, progress=progress),
+            progress=progress,
+        )
     train_seconds = time.time() - started
 
-    if paper_training:
+    if paper_training:  # dev was trained on: k is fixed in advance
         dev_by_k, best_k = None, PAPER_TRAINING_K
-    else:  # k on dev: one annotation at the largest k, the smaller ones read from its retrieval ranks
-        dev_pred = model.annotate(dev_words, generator, k=max(K_CHOICES), progress=progress)
-        dev_by_k = {
-            k: _f1s(evaluate_documents(splits["dev"], predictions_to_documents(labeled["dev"], dev_pred, k)))
-            for k in K_CHOICES
-        }
-        best_k = max(K_CHOICES, key=lambda k: (dev_by_k[k]["men-mention"], -k))
+    else:
+        best_k, dev_by_k = choose_k(model, data, progress)
 
     # test, once: standard protocol at the k chosen on dev (and, declared in advance rather than
     # selected, at K_SELECT: the model's own re-ranking of 10 candidates, read from the same annotation)
     t0 = time.time()
-    test_pred = model.annotate(
-        [s.words for s in tagged["test"]], generator, k=max(best_k, K_SELECT), progress=progress
-    )
+    _, _, test_pred = standard_protocol(model, data, max(best_k, K_SELECT), progress=progress)
     annotate_seconds = time.time() - t0
-    test_docs = predictions_to_documents(labeled["test"], test_pred, best_k)
-    standard = evaluate_documents(splits["test"], test_docs)
+    test_docs = predictions_to_documents(data.labeled["test"], test_pred, best_k)
+    standard = evaluate_documents(data.documents["test"], test_docs)
     at_k_select = evaluate_documents(
-        splits["test"], predictions_to_documents(labeled["test"], test_pred, K_SELECT)
+        data.documents["test"], predictions_to_documents(data.labeled["test"], test_pred, K_SELECT)
     )
-    pubtator_path = write_pubtator(test_docs, out_dir / corpus / f"{variant}.pubtator")
-    rescored = evaluate_documents(splits["test"], read_pubtator(pubtator_path))
+    pubtator_path = write_pubtator(test_docs, prediction_file)
+    rescored = evaluate_documents(data.documents["test"], read_pubtator(pubtator_path))
     # paper protocol: pairs from the test set's gold IDs + sampled negatives, weighted binary F1
-    pairs = paper_protocol_pairs(tagged["test"], model.entity_names, PAPER_PROTOCOL_NEGATIVES, seed)
-    paper = paper_protocol_scores(model, pairs)
+    pairs = paper_protocol_pairs(data.spanned["test"], model.entity_names, PAPER_PROTOCOL_NEGATIVES, seed)
+    paper = paper_protocol(model, pairs)
     paper = {
         "mer_f1": standard["protocols"]["ner-mention-strict"]["f1"],
         "men_f1": paper["weighted_f1"],
         "detail": {str(k): v for k, v in paper.items()},
     }
     # the dictionary baseline on this variant's predicted mentions
-    normalizer = DictionaryNormalizer(names, train_mentions, synonyms)
-    baseline_pred = evaluate_documents(splits["test"], normalizer.normalize_documents(test_docs))
-
+    normalizer = DictionaryNormalizer(data.names, data.train_mentions, data.synonyms)
+    baseline_pred = evaluate_documents(data.documents["test"], normalizer.normalize_documents(test_docs))
+    encoder = encoder_name(config.encoder)
     return {
         "variant": variant,
-        "description": DESCRIPTIONS[variant],
-        "encoder": encoder_name(config.encoder),
-        "config": asdict(config),
+        "seed": seed,
+        "scale": scale,
         "epochs": config.epochs,
+        "encoder": encoder,
+        "description": DESCRIPTIONS[variant],
+        "config": asdict(config),
         "best_epoch": fit.best_epoch,
         "history": [
             {
@@ -256,9 +420,9 @@ def run_variant(
         "trained_on": "train + dev (the paper's code), epoch with the lowest training loss"
         if paper_training
         else "train, epoch chosen on dev",
-        "train_sentences": len(tagged["train"]) + (len(tagged["dev"]) if paper_training else 0),
+        "train_sentences": len(data.spanned["train"]) + (len(data.spanned["dev"]) if paper_training else 0),
         "train_seconds": round(train_seconds, 1),
-        "test_annotation_sentences_per_s": round(len(tagged["test"]) / max(annotate_seconds, 1e-9), 1),
+        "test_annotation_sentences_per_s": round(len(data.spanned["test"]) / max(annotate_seconds, 1e-9), 1),
         "standard_protocol": {
             "label": "standard protocol (end-to-end: NER -> candidates -> mid/high choice; test used once)",
             "k_chosen_on_dev": None if paper_training else best_k,
@@ -275,170 +439,177 @@ def run_variant(
         },
         "baseline_on_predicted_mentions": baseline_pred,
         "provenance": run_record(
-            seed=seed,
-            scale=scale,
-            encoder=encoder_name(config.encoder),
-            started=started,
-            threads=torch.get_num_threads(),
+            seed=seed, scale=scale, encoder=encoder, started=started, threads=torch.get_num_threads()
         ),
     }
 
 
-def _table(result: dict, reference: dict) -> list[dict]:
-    ref = reference["results"].get(result["corpus"], {}).get("E2EMERN", {})
-    rows = []
-    for name, v in result["variants"].items():
-        std = v["standard_protocol"]["test"]["protocols"]
-        rows.append(
-            {
-                "corpus": result["corpus"],
-                "variant": name,
-                "encoder": v["encoder"],
-                "epochs": v["epochs"],
-                "scale": v["provenance"]["scale"],
-                "paper_protocol_mer_f1": round(v["paper_protocol"]["mer_f1"], 4),
-                "paper_protocol_men_f1": round(v["paper_protocol"]["men_f1"], 4),
-                "paper_mer_f1": ref.get("mer_f1"),
-                "paper_men_f1": ref.get("men_f1"),
-                "gap_mer": round(v["paper_protocol"]["mer_f1"] - ref["mer_f1"], 4) if ref else None,
-                "gap_men": round(v["paper_protocol"]["men_f1"] - ref["men_f1"], 4) if ref else None,
-                "standard_ner_f1": round(std["ner-mention-strict"]["f1"], 4),
-                "standard_men_mention_f1": round(std["men-mention"]["f1"], 4),
-                "standard_men_document_f1": round(std["men-document"]["f1"], 4),
-                "k": v["standard_protocol"].get("k", v["standard_protocol"]["k_chosen_on_dev"]),
-                "baseline_on_its_mentions_men_mention_f1": round(
-                    v["baseline_on_predicted_mentions"]["protocols"]["men-mention"]["f1"], 4
-                ),
-                "train_seconds": v["train_seconds"],
-                "commit": short_commit(v["provenance"]["git_commit"]),
-            }
-        )
-    return rows
+# --------------------------------------------------------------------------------------------------
+# Reproduction and the results file
 
 
-def _earlier_variants(path: Path, corpus: str, scale: str) -> dict:
-    """The variants already stored in ``path`` for the same corpus (quick-scale and full-scale runs are
-    never mixed; each variant records its own scale and epochs)."""
-    import json
+def prediction_file(results_dir, corpus: str, variant: str, seed: int, scale: str, epochs: int) -> Path:
+    """``<results_dir>/e2emern/<corpus>/<variant>.pubtator`` for the committed configuration (seed 13 at
+    full scale, or the 1-epoch reduced ablations), else a name that says the configuration."""
+    from . import scale_settings
 
-    previous = json.loads(path.read_text()) if path.exists() else {}
-    same = previous.get("corpus") == corpus and (previous.get("scale") == "quick") == (scale == "quick")
-    return previous.get("variants", {}) if same else {}
-
-
-def _store_variant(path: Path, result: dict, variant: str, finished: dict, reference: dict, provenance: dict):
-    """Add one finished variant to ``path`` (and its CSV table) after every variant, so a stopped run keeps
-    what it finished. Under a lock, the variants stored in the file are re-read and only ``variant`` is
-    replaced: variants trained in parallel processes all stay (what ``result`` held in memory may be older
-    than what another process wrote since)."""
-    with locked(path):
-        stored = _earlier_variants(path, result["corpus"], result["scale"]) | {variant: finished}
-        result["variants"] = {v: stored[v] for v in VARIANTS if v in stored}
-        result["table"] = _table(result, reference)
-        result["provenance"] = provenance
-        write_json(result, path)
-        write_csv(result["table"], path.with_suffix(".csv"))
+    committed = (
+        seed == 13 and scale in ("full", "reduced") and epochs == scale_settings("e2emern", scale)["epochs"]
+    )
+    name = variant if committed else f"{variant}-{scale}-e{epochs}-seed{seed}"
+    return Path(results_dir) / "e2emern" / corpus / f"{name}.pubtator"
 
 
 def reproduce(
-    corpora=None,
+    corpus: str,
+    *,
     data_dir=None,
-    seed=13,
-    results_dir=Path("results"),
-    scale="full",
+    seed: int = 13,
+    scale: str = "full",
+    epochs: int | None = None,
     only=None,
-    config: dict | None = None,
+    results_dir=Path("results"),
     progress: bool = True,
-    max_documents: int | None = None,
+    **overrides,
 ) -> list[Path]:
-    """Train and evaluate the :data:`VARIANTS` (all, or those in ``only``) on each corpus (default
-    ``["ncbi-disease"]``); returns the written paths. ``config`` overrides the scale's settings and
-    ``max_documents`` keeps only the first documents of each split (both for tiny test runs; recorded).
-    Results of variants run earlier for the same corpus are kept in the JSON (re-read under a lock before
-    each write, so runs of different variants may go in parallel processes: :func:`_store_variant`)."""
-
+    """Train and evaluate the :data:`VARIANTS` ``only`` (default: all) on ``corpus``; each finished
+    variant is added to ``results_dir/e2emern/<corpus>.json`` at once (runs of several variants may go in
+    parallel processes). ``overrides`` are E2EMERNConfig fields (``max_documents`` caps each split)."""
     from tqdm.auto import tqdm
 
     from .. import reference as references
-    from ..candidates import CandidateGenerator, DictionaryNormalizer, recall_at_k
+    from ..candidates import DictionaryNormalizer, recall_at_k
     from ..metrics import evaluate_documents
+    from ..results import add_run, result_path
+    from . import scale_settings
 
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {sorted(SCALES)}, not {scale!r}")
-    variants = list(only) if only else list(VARIANTS)
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise ValueError(f"unknown variant(s) {unknown}: choose among {list(VARIANTS)}")
-    settings = SCALES[scale] | (config or {})
+    max_documents = overrides.pop("max_documents", scale_settings("e2emern", scale)["max_documents"])
+    settings = settings_for(scale, **({"epochs": epochs} if epochs else {}), **overrides)
     reference = references.load("zhou2021")
-    out_dir = Path(results_dir) / "e2emern"
-    written: list[Path] = []
-    for corpus in corpora or ["ncbi-disease"]:
-        started = time.time()
-        splits, labeled, tagged, base, base_warnings = _corpus_parts(corpus, data_dir, max_documents)
-        names, synonyms, train_mentions = entity_tables(base, splits["train"])
-        generator = CandidateGenerator.from_entity_base(names, synonyms, train_mentions)
-        dev_mentions = [(m.text, m.concept) for d in splits["dev"] for m in d.mentions]
-        recall = recall_at_k(generator, dev_mentions, RECALL_KS)
-        normalizer = DictionaryNormalizer(names, train_mentions, synonyms)
-        baseline_gold = evaluate_documents(splits["test"], normalizer.normalize_documents(splits["test"]))
-        parts = (splits, labeled, tagged, generator, names, synonyms, train_mentions)
-
-        path = out_dir / f"{corpus}.json"
-
-        result = {
-            "experiment": "e2emern",
-            "corpus": corpus,
-            "paper": {
-                "citation": reference["citation"],
-                "encoder": reference["encoder"],
-                "protocol": reference["protocol"],
-                "numbers": reference["results"].get(corpus),
-            },
-            "protocols": {
-                "paper protocol": "pairs (sentence, concept) from the test set's gold IDs plus "
-                f"{PAPER_PROTOCOL_NEGATIVES} sampled negative per positive, weighted binary F1 (MEN); "
-                "mention-level NER F1 (MER)",
-                "standard protocol": "end-to-end on documents: mernlib.metrics.evaluate_documents "
-                "(ner-mention-strict, men-mention, men-document); epoch and k chosen on dev, test used once",
-            },
-            "scale": scale,
-            "settings": settings,
-            "max_documents_per_split": max_documents,
-            "reduced_vs_paper": REDUCED_VS_PAPER,
-            "entity_base": {
-                "concepts": len(base),
-                "named_ids_for_the_model": len(names),
-                "warnings": base_warnings,
-            },
-            "candidates": {
-                "generator": "exact match, then character 3-gram TF-IDF over entity-base names, synonyms and "
-                "training mention texts",
-                "dev_recall_at_k": {str(k): v for k, v in recall.items()},
-            },
-            "baseline": {
-                "name": "DictionaryNormalizer (training-mention exact match, entity-name exact match, TF-IDF top-1)",
-                "on_gold_mentions": baseline_gold,
-            },
-            "variants": {},
-        }
-        for variant in tqdm(variants, desc=f"e2emern {corpus}", disable=not progress):
-            finished = run_variant(variant, corpus, parts, settings, seed, out_dir, progress, scale)
-            provenance = run_record(seed=seed, scale=scale, encoder=finished["encoder"], started=started)
-            _store_variant(path, result, variant, finished, reference, provenance)
-        written.extend([path, path.with_suffix(".csv")])
-        written.extend(out_dir / corpus / f"{v}.pubtator" for v in variants)
-    return written
+    data = prepare(corpus, data_dir, max_documents)
+    dev_mentions = [(m.text, m.concept) for d in data.documents["dev"] for m in d.mentions]
+    recall = recall_at_k(data.generator, dev_mentions, RECALL_KS)
+    normalizer = DictionaryNormalizer(data.names, data.train_mentions, data.synonyms)
+    baseline_gold = evaluate_documents(
+        data.documents["test"], normalizer.normalize_documents(data.documents["test"])
+    )
+    header = {
+        "experiment": "e2emern",
+        "corpus": corpus,
+        "paper": reference["citation"],
+        "paper_setup": {
+            "encoder": reference["encoder"],
+            "protocol": reference["protocol"],
+            "numbers": reference["results"].get(corpus),
+        },
+        "protocols": {
+            "paper protocol": "pairs (sentence, concept) from the test set's gold IDs plus "
+            f"{PAPER_PROTOCOL_NEGATIVES} sampled negative per positive, weighted binary F1 (MEN); "
+            "mention-level NER F1 (MER)",
+            "standard protocol": "end-to-end on documents: mernlib.metrics.evaluate_documents "
+            "(ner-mention-strict, men-mention, men-document); epoch and k chosen on dev, test used once",
+        },
+        "reduced_vs_paper": REDUCED_VS_PAPER,
+        "entity_base": {
+            "concepts": len(data.base),
+            "named_ids_for_the_model": len(data.names),
+            "warnings": data.base_warnings,
+        },
+        "candidates": {
+            "generator": "exact match, then character 3-gram TF-IDF over entity-base names, synonyms and "
+            "training mention texts",
+            "dev_recall_at_k": {str(k): v for k, v in recall.items()},
+        },
+        "baseline": {
+            "name": "DictionaryNormalizer (training-mention exact match, entity-name exact match, TF-IDF top-1)",
+            "on_gold_mentions": baseline_gold,
+        },
+    }
+    path = result_path(results_dir, "e2emern", corpus)
+    for variant in tqdm(only or DEFAULT_VARIANTS, desc=f"e2emern {corpus}", disable=not progress):
+        out = prediction_file(results_dir, corpus, variant, seed, scale, settings["epochs"])
+        run = run_variant(variant, data, settings, seed, out, progress, scale)
+        add_run(path, run, header=header, summarize=summarize, stored_runs=stored_runs)
+    return [path, path.with_suffix(".csv")]
 
 
-def summary(result: dict) -> str:
-    """A plain-text line per variant: our numbers beside the paper's, with the gap."""
-    lines = []
-    for row in result.get("table", []):
-        gap = "" if row["gap_men"] is None or math.isnan(row["gap_men"]) else f" (gap {row['gap_men']:+.4f})"
-        lines.append(
-            f"{row['variant']}: paper protocol MER {row['paper_protocol_mer_f1']:.4f} / MEN {row['paper_protocol_men_f1']:.4f}"
-            f" vs paper {row['paper_mer_f1']} / {row['paper_men_f1']}{gap}; standard men-mention "
-            f"{row['standard_men_mention_f1']:.4f}, men-document {row['standard_men_document_f1']:.4f}"
+def stored_runs(result: dict) -> list[dict]:
+    """The runs of a results file; a file written before the one results store kept one entry per variant
+    under ``variants``, each naming its seed and scale in its provenance (``full-1epoch``, the old name of
+    the reduced scale, is read as ``reduced``)."""
+    if "runs" in result:
+        return list(result["runs"].values())
+    runs = []
+    for variant, entry in result.get("variants", {}).items():
+        scale = entry["provenance"]["scale"]
+        runs.append(
+            {
+                "variant": variant,
+                "seed": entry["provenance"]["seed"],
+                "scale": "reduced" if scale == "full-1epoch" else scale,
+                **entry,
+            }
         )
-    return "\n".join(lines)
+    return runs
+
+
+def summarize(runs) -> list[dict]:
+    """One row per run (variant, seed, scale, epochs, encoder), in :data:`VARIANTS` order, with the
+    paper's numbers beside ours."""
+    from .. import reference
+    from ..results import configurations
+
+    ref = reference.load("zhou2021")
+    rows = []
+    for _, group in configurations(runs, order=VARIANTS):
+        for v in group:
+            corpus_ref = ref["results"].get(_corpus_of(v), {}).get("E2EMERN", {})
+            std = v["standard_protocol"]["test"]["protocols"]
+            rows.append(
+                {
+                    "variant": v["variant"],
+                    "scale": v["scale"],
+                    "epochs": v["epochs"],
+                    "seeds": [v["seed"]],
+                    "encoder": v["encoder"],
+                    "paper_protocol_mer_f1": round(v["paper_protocol"]["mer_f1"], 4),
+                    "paper_protocol_men_f1": round(v["paper_protocol"]["men_f1"], 4),
+                    "paper_mer_f1": corpus_ref.get("mer_f1"),
+                    "paper_men_f1": corpus_ref.get("men_f1"),
+                    "standard_ner_f1": round(std["ner-mention-strict"]["f1"], 4),
+                    "standard_men_mention_f1": round(std["men-mention"]["f1"], 4),
+                    "standard_men_document_f1": round(std["men-document"]["f1"], 4),
+                    "k": v["standard_protocol"].get("k", v["standard_protocol"]["k_chosen_on_dev"]),
+                    "baseline_on_its_mentions_men_mention_f1": round(
+                        v["baseline_on_predicted_mentions"]["protocols"]["men-mention"]["f1"], 4
+                    ),
+                    "train_seconds": v["train_seconds"],
+                    "commit": short_commit(v["provenance"]["git_commit"]),
+                }
+            )
+    return rows
+
+
+def _corpus_of(run: dict) -> str:
+    """The corpus a run was trained on, read from its prediction file's folder."""
+    return Path(run["standard_protocol"]["predictions"]).parent.name
+
+
+def table(result: dict) -> list[dict]:
+    """The summary of a results file (``python -m mernlib table``), recomputed from its runs."""
+    return summarize(stored_runs(result))
+
+
+def headline(result: dict) -> dict | None:
+    """The model as published at full scale, ours beside the paper's, for the README."""
+    rows = [r for r in table(result) if r["variant"] == "e2emern" and r["scale"] == "full"]
+    if not rows:
+        return None
+    row = rows[-1]
+    return {
+        "model": f"E2EMERN as published, {row['encoder'].split(' ')[0]} ({row['epochs']} epochs, seed {row['seeds'][0]})",
+        "paper protocol: ours": f"MER {row['paper_protocol_mer_f1']} / MEN {row['paper_protocol_men_f1']}",
+        "paper protocol: paper": f"MER {row['paper_mer_f1']} / MEN {row['paper_men_f1']} (BioBERT-Large)",
+        "standard NER F1": row["standard_ner_f1"],
+        "standard men-document F1": row["standard_men_document_f1"],
+    }

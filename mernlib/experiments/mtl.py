@@ -47,6 +47,21 @@ DEFAULT_ROWS = ("bilstm-cnns-crf", "mtl", "mtl-both-feedback")
 PAPER_MEN_TYPES = {"ncbi-disease": None, "bc5cdr": {"Disease"}}
 VARIANTS = tuple(ROWS)  # the experiment contract's names (mernlib.experiments): a variant is a row
 DEFAULT_VARIANTS = DEFAULT_ROWS
+TITLE = "Multi-task MER + MEN with explicit feedback (Zhao et al., AAAI 2019)"
+README_COLUMNS = (
+    "paper_row",
+    "scale",
+    "epochs",
+    "seeds",
+    "mer_f1_paper_protocol",
+    "men_f1_paper_protocol",
+    "paper_mer_f1",
+    "paper_men_f1",
+    "ner_f1_standard",
+    "men_mention_f1_standard",
+    "men_document_f1_standard",
+    "commits",
+)
 
 
 @dataclass
@@ -590,6 +605,25 @@ def table(result: dict) -> list[dict]:
     from .. import reference
 
     return summarize(list(result["runs"].values()), reference.load("zhao2019").get(result["corpus"], {}))
+
+
+def headline(result: dict) -> dict | None:
+    """The headline row (MTL-MEN&MER_feedback) at full scale, ours beside the paper's, for the README."""
+    rows = [r for r in table(result) if r["row"] == HEADLINE_ROW and r["scale"] == "full"]
+    if not rows:
+        return None
+    row = rows[-1]
+
+    def both(key):
+        return row[key] if key + "_sd" not in row else f"{row[key]:.4f} ± {row[key + '_sd']:.4f}"
+
+    return {
+        "model": f"{row['paper_row']} ({row['epochs']} epochs, seeds {' '.join(map(str, row['seeds']))})",
+        "paper protocol: ours": f"MER {both('mer_f1_paper_protocol')} / MEN {both('men_f1_paper_protocol')}",
+        "paper protocol: paper": f"MER {row['paper_mer_f1']} / MEN {row['paper_men_f1']}",
+        "standard NER F1": both("ner_f1_standard"),
+        "standard men-document F1": both("men_document_f1_standard"),
+    }
 
 
 # The paper's claims, as (better row, worse row): MTL beats the pipeline, feedback beats plain MTL.

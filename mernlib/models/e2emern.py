@@ -34,10 +34,10 @@ documented at its place):
 * **Training goes through the kit's one trainer**, :func:`mernlib.train.fit`: the model exposes
   ``loss(batch, "e2emern")`` (one trainer task; the three levels share every step) and
   :meth:`E2EMERN.train_data` gives the trainer a callable ``generator -> batches`` that redraws the
-  negatives every epoch and buckets sentences by length (little padding). :meth:`E2EMERN.fit` is a
-  thin wrapper around it. Model selection: on dev (the standard protocol, ``dev_eval_fn``), or the
-  paper's rule -- the epoch with the lowest training loss (``selection="train-loss"``), which its
-  released code applies after training on train + dev.
+  negatives every epoch and buckets sentences by length (little padding). The experiment
+  (:func:`mernlib.experiments.e2emern.train_model`) selects the epoch on dev (the standard protocol) or
+  by the paper's rule -- the lowest training loss -- which its released code applies after training on
+  train + dev. This file holds the model only: the protocols live in :mod:`mernlib.experiments.e2emern`.
 * **Entity attention as written** (``attention_score="paper"``) is ``alpha_i = softmax_i(W_a [x_i; h_e]
   + b_a)``. With a linear ``W_a`` the ``h_e`` term is the same for every i and cancels in the softmax,
   so the weights do not depend on e (the tests show it). Then ``h_a`` does not depend on e either and
@@ -65,7 +65,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -83,6 +83,7 @@ from ..encoders import (
     read_encoder_model,
     save_encoder_model,
 )
+from ..tags import SpannedSentence, spans_to_tags, tags_to_spans
 
 HIGH_TAGS = ("O", "B", "I")
 TASK = "e2emern"  # the single task name E2EMERN trains under in mernlib.train.fit
@@ -105,8 +106,9 @@ class E2EMERNConfig:
     dropout: float = 0.1
     lambda_mid: float = 0.125  # lambda, weight of L_mid
     mu_high: float = 0.1  # mu, weight of L_high
-    lr: float = 1e-5  # Adam
-    head_lr: float | None = None  # None: same as lr
+    optimizer: str = "adam"
+    lr: float = 1e-5  # the encoder's learning rate (the paper's, for every parameter)
+    head_lr: float | None = None  # the task layers' (None: same as lr)
     epochs: int = 10
     batch_size: int = 16  # sentences per step (with all their samples)
     n_negatives: int = 1  # negative entities per positive sample
@@ -136,14 +138,6 @@ def get_default_config(**overrides) -> E2EMERNConfig:
 
 
 @dataclass
-class TaggedSentence:
-    """A sentence as words, and its mentions as word spans ``(i, j_exclusive, type, concept)``."""
-
-    words: list[str]
-    spans: list[tuple[int, int, str, str]] = field(default_factory=list)
-
-
-@dataclass
 class Sample:
     """One training pair: sentence ``sentence`` (an index), entity ``concept`` and mid label ``label``;
     ``high_tags`` marks the mentions of the entity (indices into :data:`HIGH_TAGS`).
@@ -160,46 +154,26 @@ class E2EBatch:
     """What :meth:`E2EMERN.loss` takes: sentences and their samples (``sample.sentence`` indexes
     ``sentences``). Built by :meth:`E2EMERN.make_batches`."""
 
-    sentences: list[TaggedSentence]
+    sentences: list[SpannedSentence]
     samples: list[Sample]
 
     def __len__(self) -> int:
         return len(self.sentences)
 
 
-def _record_only(end_of_epoch):
-    """A ``dev_eval_fn`` that runs ``end_of_epoch`` but makes every epoch "better" than the last, so
-    :func:`mernlib.train.fit` keeps the last epoch (no selection)."""
-    counter = {"epoch": 0}
-
-    def fn(model):
-        end_of_epoch(model)
-        counter["epoch"] += 1
-        return float(counter["epoch"])
-
-    return fn
-
-
-def _as_tagged(sentence) -> TaggedSentence:
-    if isinstance(sentence, TaggedSentence):
+def _as_spanned(sentence) -> SpannedSentence:
+    if isinstance(sentence, SpannedSentence):
         return sentence
     words, spans = sentence
-    return TaggedSentence(list(words), [tuple(s) for s in spans])
+    return SpannedSentence(list(words), [tuple(s) for s in spans])
 
 
-def low_tags(sentence: TaggedSentence) -> list[str]:
-    """BIO tags with types for the low level."""
-    tags = ["O"] * len(sentence.words)
-    for i, j, typ, _ in sorted(sentence.spans):
-        if any(t != "O" for t in tags[i:j]):
-            raise ValueError(f"overlapping mentions in {sentence.words!r}: flat BIO cannot hold both")
-        tags[i] = f"B-{typ}"
-        for k in range(i + 1, j):
-            tags[k] = f"I-{typ}"
-    return tags
+def low_tags(sentence: SpannedSentence) -> list[str]:
+    """BIO tags with types for the low level (overlapping mentions raise ``ValueError``)."""
+    return spans_to_tags(len(sentence.words), [(i, j, typ) for i, j, typ, _ in sentence.spans])
 
 
-def high_tags(sentence: TaggedSentence, concept_id: str) -> list[int]:
+def high_tags(sentence: SpannedSentence, concept_id: str) -> list[int]:
     """High-level B/I/O tags: the mentions whose concept string contains ``concept_id``."""
     tags = [0] * len(sentence.words)
     for i, j, _, concept in sentence.spans:
@@ -224,12 +198,12 @@ def build_samples(
       the entity base minus the IDs X mentions (fewer if the base is too small), all-``O`` high tags;
     * a sentence with no positive gives one low-level-only sample (``concept=None``).
 
-    ``sentences_with_mentions``: :class:`TaggedSentence` objects or ``(words, spans)`` pairs.
+    ``sentences_with_mentions``: :class:`SpannedSentence` objects or ``(words, spans)`` pairs.
     """
     all_ids = sorted(entity_names)
     samples: list[Sample] = []
     for index, raw in enumerate(sentences_with_mentions):
-        sentence = _as_tagged(raw)
+        sentence = _as_spanned(raw)
         mentioned: list[str] = []
         for _, _, _, concept in sorted(sentence.spans):
             for cid in split_concept(concept):
@@ -269,19 +243,6 @@ def _sample_excluding(ids: list[str], excluded: set, n: int, rng: random.Random)
 def _name_words(name: str) -> list[str]:
     words = _NAME_TOKEN.findall(name)
     return words or [name]
-
-
-def _decode_bio(tags: list[str]) -> list[tuple[int, int, str]]:
-    """Spans of a BIO sequence (conlleval: an ``I-X`` that continues nothing starts an entity)."""
-    spans, start, label = [], None, None
-    for k, tag in enumerate(list(tags) + ["O"]):
-        prefix, _, typ = tag.partition("-")
-        if start is not None and (prefix != "I" or typ != label):
-            spans.append((start, k, label))
-            start = None
-        if prefix in ("B", "I") and start is None:
-            start, label = k, typ
-    return spans
 
 
 # --------------------------------------------------------------------------------------------------
@@ -324,13 +285,19 @@ class E2EMERN(nn.Module):
     ):
         super().__init__()
         self.config = dataclasses.replace(config) if config is not None else get_default_config()  # own copy
-        torch.manual_seed(self.config.seed)
-        encoder = encoder_for(self.config, encoder)
-        self.encoder = encoder
         self.entity_types = sorted(set(entity_types))
         self.low_tags = ["O"] + [f"{p}-{t}" for t in self.entity_types for p in ("B", "I")]
         self.low_index = {t: i for i, t in enumerate(self.low_tags)}
         self.entity_names: dict[str, str] = dict(entity_names or {})
+        self._entity_cache: dict[str, torch.Tensor] = {}
+        self.loss_meter: dict[str, float] = {}  # sums of the loss parts since the last epoch end
+        # parameters come from config.seed alone, never from (nor moving) the global RNG state
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            self._build(encoder_for(self.config, encoder))
+
+    def _build(self, encoder: WordEncoder) -> None:
+        self.encoder = encoder
         d = encoder.hidden_size
         self.dropout = nn.Dropout(self.config.dropout)
         # low:  P(t_i | X) = softmax(W_l h_i + b_l)
@@ -347,8 +314,6 @@ class E2EMERN(nn.Module):
         self.gate = nn.Linear(2 * d, d)
         #       P(t_i | X, e) = softmax(W_h h_f_i + b_h)   (h_f = [h_i; h_e] without the gate)
         self.high = nn.Linear(d if self.config.use_gate else 2 * d, len(HIGH_TAGS))
-        self._entity_cache: dict[str, torch.Tensor] = {}
-        self.loss_meter: dict[str, float] = {}  # sums of the loss parts since the last epoch end
 
     # -- encoding -----------------------------------------------------------------------------------
 
@@ -423,7 +388,7 @@ class E2EMERN(nn.Module):
 
     # -- training -----------------------------------------------------------------------------------
 
-    def batch_loss(self, sentences: list[TaggedSentence], samples: list[Sample]) -> dict:
+    def batch_loss(self, sentences: list[SpannedSentence], samples: list[Sample]) -> dict:
         """``L = L_low + lambda L_mid + mu L_high`` for sentences and their samples (``sample.sentence``
         indexes ``sentences``). Returns the total and the parts (detached floats)."""
         H, mask = self.encode_sentences([s.words for s in sentences])
@@ -464,13 +429,6 @@ class E2EMERN(nn.Module):
         parts["total"] = float(total.detach())
         return {"loss": total, **parts}
 
-    def make_optimizer(self) -> torch.optim.Optimizer:
-        enc = list(self.encoder.parameters())
-        enc_ids = {id(p) for p in enc}
-        heads = [p for p in self.parameters() if id(p) not in enc_ids]
-        head_lr = self.config.head_lr or self.config.lr
-        return torch.optim.Adam([{"params": enc, "lr": self.config.lr}, {"params": heads, "lr": head_lr}])
-
     # -- training through the kit's one trainer (mernlib.train.fit) ---------------------------------
 
     def loss(self, batch: E2EBatch, task: str = TASK) -> torch.Tensor:
@@ -489,7 +447,7 @@ class E2EMERN(nn.Module):
 
     def make_batches(
         self,
-        sentences: Sequence[TaggedSentence],
+        sentences: Sequence[SpannedSentence],
         generator: torch.Generator | None = None,
         shuffle: bool = True,
     ) -> list[E2EBatch]:
@@ -535,11 +493,11 @@ class E2EMERN(nn.Module):
 
     def train_data(self, sentences: Sequence) -> dict:
         """``{TASK: generator -> batches}`` for :func:`mernlib.train.fit` (negatives redrawn every epoch)."""
-        tagged = [_as_tagged(s) for s in sentences]
+        tagged = [_as_spanned(s) for s in sentences]
         self._check_types(tagged)
         return {TASK: lambda generator: self.make_batches(tagged, generator)}
 
-    def _check_types(self, sentences: list[TaggedSentence]) -> None:
+    def _check_types(self, sentences: list[SpannedSentence]) -> None:
         types = {t for s in sentences for _, _, t, _ in s.spans}
         unknown = types - set(self.entity_types)
         if unknown:
@@ -547,71 +505,14 @@ class E2EMERN(nn.Module):
                 f"mention types {sorted(unknown)} are not in the model's entity_types {self.entity_types}"
             )
 
-    def fit(
-        self,
-        train: Sequence,
-        entity_names: dict[str, str] | None = None,
-        epochs: int | None = None,
-        dev_eval_fn: Callable[[E2EMERN], float] | None = None,
-        selection: str = "dev",
-        progress: bool | None = None,
-    ):
-        """Convenience wrapper around :func:`mernlib.train.fit` (the kit's one trainer); returns its
-        :class:`~mernlib.train.FitResult`, each history entry with the mean loss ``parts`` (low, mid,
-        high, total) of the epoch.
-
-        ``selection="dev"`` (the standard protocol): ``dev_eval_fn(model)`` is called after each epoch
-        and the best epoch's weights are kept; without it the last epoch is kept.
-        ``selection="train-loss"`` is **the paper's rule** (its released code keeps the epoch with the
-        lowest training loss, having trained on train + dev): ``dev_eval_fn`` must then be ``None``.
-        """
-        from ..train import fit as train_fit
-
-        if selection not in ("dev", "train-loss"):
-            raise ValueError(f"selection must be 'dev' or 'train-loss', not {selection!r}")
-        if selection == "train-loss" and dev_eval_fn is not None:
-            raise ValueError("selection='train-loss' uses no dev_eval_fn (the paper's rule)")
-        if entity_names:
-            self.entity_names.update(entity_names)
-        self._entity_cache.clear()
-        data = self.train_data(train)
-        parts_history: list[dict] = []
-
-        def end_of_epoch(model):
-            steps = max(self.loss_meter.pop("steps", 0), 1)
-            parts = {k: v / steps for k, v in self.loss_meter.items()}
-            parts_history.append(parts)
-            self.loss_meter.clear()
-            self._entity_cache.clear()  # the encoder moved: cached entity vectors are stale
-            if selection == "train-loss":
-                return -parts.get("total", float("inf"))
-            return dev_eval_fn(model) if dev_eval_fn is not None else 0.0
-
+    def epoch_loss_parts(self) -> dict[str, float]:
+        """The mean of each loss part (low, mid, high, total) over the steps since the last call, which
+        starts the next count; the encoder has moved, so cached entity vectors are dropped too."""
+        steps = max(self.loss_meter.pop("steps", 0), 1)
+        parts = {k: v / steps for k, v in self.loss_meter.items()}
         self.loss_meter.clear()
-        overrides = {"epochs": epochs} if epochs is not None else {}
-        if progress is not None:
-            overrides["progress"] = progress
-        use_selection = selection == "train-loss" or dev_eval_fn is not None
-        result = train_fit(
-            self,
-            data,
-            self.config,
-            dev_eval_fn=end_of_epoch if use_selection else _record_only(end_of_epoch),
-            optimizer=self.make_optimizer(),
-            maximize=True,
-            **overrides,
-        )
-        if not use_selection:  # nothing to select on: keep the last epoch
-            result.best_score = None
-        elif selection == "train-loss" and result.best_score is not None:
-            result.best_score = -result.best_score  # the lowest training loss
-        for entry, parts in zip(result.history, parts_history, strict=False):
-            entry["parts"] = parts
-            if selection == "train-loss" or not use_selection:
-                entry["dev"] = None  # no dev score: the trainer saw a stand-in used for selection only
         self._entity_cache.clear()
-        self.eval()
-        return result
+        return parts
 
     # -- inference ----------------------------------------------------------------------------------
 
@@ -683,7 +584,7 @@ class E2EMERN(nn.Module):
         gives the choice for any smaller k without scoring again.
         """
         tags = self.predict_tags(sentences, batch_size, progress)
-        found = [[(i, j, t) for i, j, t in _decode_bio(ts)] for ts in tags]
+        found = [tags_to_spans(ts) for ts in tags]  # conlleval: a stray I- starts a mention
         texts = [" ".join(sentences[s][i:j]) for s, spans in enumerate(found) for i, j, _ in spans]
         if hasattr(candidates_per_mention, "top_k_batch"):
             raw = candidates_per_mention.top_k_batch(texts, k)
@@ -766,113 +667,3 @@ class E2EMERN(nn.Module):
         meta, config, build_encoder = read_encoder_model(directory, E2EMERNConfig)
         model = cls(config, meta["entity_types"], build_encoder(), meta["entity_names"])
         return load_heads(model, directory, map_location)
-
-
-# --------------------------------------------------------------------------------------------------
-# The paper's evaluation protocol
-# --------------------------------------------------------------------------------------------------
-
-
-def paper_protocol_pairs(
-    sentences: Sequence, entity_names: dict[str, str], n_negatives: int = 1, seed: int = 13
-) -> list[tuple[list[str], str, int]]:
-    """``(words, concept_id, label)`` pairs as in the paper's evaluation: every gold ID of every test
-    sentence (label 1) plus ``n_negatives`` sampled concepts it does not mention (label 0)."""
-    tagged = [_as_tagged(s) for s in sentences]
-    samples = build_samples(tagged, entity_names, n_negatives, random.Random(seed))
-    return [(tagged[s.sentence].words, s.concept, s.label) for s in samples if s.concept is not None]
-
-
-def binary_prf(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
-    """Per-class precision, recall, F1 and support for classes 0 and 1, their support-weighted
-    averages (as scikit-learn's ``average='weighted'``: weights are the true supports; 0/0 counts as 0)
-    and the accuracy."""
-    if len(y_true) != len(y_pred):
-        raise ValueError("y_true and y_pred differ in length")
-    out: dict = {}
-    total = len(y_true)
-    for c in (0, 1):
-        tp = sum(1 for t, p in zip(y_true, y_pred, strict=True) if t == c and p == c)
-        n_pred = sum(1 for p in y_pred if p == c)
-        support = sum(1 for t in y_true if t == c)
-        precision = tp / n_pred if n_pred else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        out[c] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
-    for metric in ("precision", "recall", "f1"):
-        out[f"weighted_{metric}"] = (
-            sum(out[c][metric] * out[c]["support"] for c in (0, 1)) / total if total else 0.0
-        )
-    out["accuracy"] = sum(1 for t, p in zip(y_true, y_pred, strict=True) if t == p) / total if total else 0.0
-    return out
-
-
-def weighted_f1(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
-    """Support-weighted F1 over the classes 0 and 1 (scikit-learn's ``f1_score(average='weighted')``)."""
-    return binary_prf(y_true, y_pred)["weighted_f1"]
-
-
-def paper_protocol_scores(
-    model: E2EMERN, pairs: Sequence[tuple[list[str], str, int]], threshold: float = 0.5
-) -> dict:
-    """Classify each (sentence, concept) pair and score with weighted binary F1 (the paper's MEN number).
-
-    The decision is the mid level's ``y_m > threshold``; with ``use_mid=False`` it is the high level's
-    ``max_i (1 - P(O at i)) > threshold`` (the entity is tagged somewhere). Note that this protocol
-    never asks the model to find mentions nor to choose among candidates; compare with
-    :meth:`E2EMERN.annotate` scored by :mod:`mernlib.metrics`.
-    """
-    if not pairs:
-        raise ValueError("no pairs to score")
-    scored = model.score_pairs([list(w) for w, _, _ in pairs], [c for _, c, _ in pairs])
-    if model.config.use_mid:
-        probs = scored["mid"].tolist()
-    else:
-        probs = [float((1 - h[:, 0]).max()) if len(h) else 0.0 for h in scored["high"]]
-    y_pred = [int(p > threshold) for p in probs]
-    y_true = [int(lbl) for _, _, lbl in pairs]
-    result = binary_prf(y_true, y_pred)
-    result["n_pairs"] = len(pairs)
-    result["threshold"] = threshold
-    return result
-
-
-# --------------------------------------------------------------------------------------------------
-# Bridges to the kit's documents
-# --------------------------------------------------------------------------------------------------
-
-
-def tagged_sentence(item, types=None) -> TaggedSentence:
-    """A :class:`TaggedSentence` from one :class:`~mernlib.tags.LabeledSentence` (every gold mention of
-    the sentence, of ``types`` if given, becomes a word span ``(i, j, type, concept)``)."""
-    from ..tags import mention_spans
-
-    inside = [m for m in item.mentions if types is None or m.type in types]
-    # mention_spans keeps the order of `inside` (all of them lie in the sentence)
-    spans = [
-        (i, j, m.type, m.concept)
-        for (i, j, _), m in zip(mention_spans(item.sentence, inside, "type"), inside, strict=True)
-    ]
-    return TaggedSentence(item.words, spans)
-
-
-def sentences_from_documents(documents, types=None) -> list[TaggedSentence]:
-    """:class:`TaggedSentence` objects from :class:`~mernlib.corpus.Document` objects, through the kit's
-    data layer (:func:`mernlib.tags.labeled_sentences`: every gold mention becomes a word span)."""
-    from ..tags import labeled_sentences
-
-    return [tagged_sentence(item, types) for item in labeled_sentences(documents)]
-
-
-def predicted_mentions(item, predicted: Sequence[PredictedMention]):
-    """:class:`~mernlib.corpus.Mention` objects (document offsets) of one
-    :class:`~mernlib.tags.LabeledSentence` for the word-span predictions of :meth:`E2EMERN.annotate`
-    (a mention without a concept gets ``-1``, NIL); feed them to :func:`mernlib.tags.predicted_documents`."""
-    from ..tags import spans_to_mentions
-
-    mentions = spans_to_mentions(
-        item.sentence, item.document.text, [(p.start, p.end, p.type) for p in predicted]
-    )
-    for m, p in zip(mentions, predicted, strict=True):
-        m.concept = p.concept or "-1"
-    return mentions
