@@ -1,7 +1,11 @@
 """Command line: ``python -m mernlib {stats,evaluate,run,reproduce,strip}``.
 
 ``stats`` and ``evaluate`` are the kit's equivalent of the BioCreative evaluation kit; both print one
-JSON object and exit with status 2 and a one-line message naming the file and line on malformed input.
+JSON object (with the ``notes`` of anything the reader repaired) and exit with status 2 and a one-line
+message naming the file and line on malformed input: bytes that are not UTF-8, a directory or a missing
+file, a damaged line, a prediction whose text is not the gold text (the line of its title), an unknown
+``--types`` name (the message lists the types present). Missing corpus files
+(:class:`~mernlib.errors.DataNotFoundError`) also exit 2; their message says where to put the file.
 """
 
 from __future__ import annotations
@@ -18,21 +22,28 @@ from .errors import DataFormatError, DataNotFoundError
 def corpus_statistics(name_or_path: str, split: str | None = None, data_dir: str | None = None) -> dict:
     """Documents, mentions (per type), unique concepts and mentions lost by tokenization, as a dict.
 
-    ``name_or_path`` is a corpus name (``sample``, ``ncbi-disease``, ``bc5cdr``) or a PubTator file.
+    ``name_or_path`` is a corpus name (``sample``, ``ncbi-disease``, ``bc5cdr``) or a PubTator file; with
+    ``split`` only that split's file is located (offline, the test split alone is enough).
     """
     from .corpus import corpus_stats
-    from .data import corpus_files
+    from .data import PUBTATOR_CORPORA, SPLITS, corpus_files
     from .pubtator import read_pubtator_with_notes
     from .tokenize import lost_mentions, tokenize_document
 
-    if Path(name_or_path).is_file():
-        files = {"file": Path(name_or_path)}
-    else:
-        files = corpus_files(name_or_path, data_dir)
+    names = ("sample",) + PUBTATOR_CORPORA
+    path = Path(name_or_path)
+    if path.is_file():
         if split:
-            if split not in files:
-                raise SystemExit(f"mernlib stats: unknown split {split!r}; choose one of {sorted(files)}")
-            files = {split: files[split]}
+            raise ValueError(f"--split {split} applies to a corpus name ({', '.join(names)}), not to a file")
+        files = {"file": path}
+    elif name_or_path in names:
+        files = corpus_files(name_or_path, data_dir, (split,) if split else SPLITS)
+    elif path.is_dir():
+        raise DataFormatError(
+            path, None, f"is a directory; give a PubTator file or one of {', '.join(names)}"
+        )
+    else:
+        raise DataFormatError(path, None, f"no such file, and not a corpus name ({', '.join(names)})")
     documents, notes = [], []
     for path in files.values():
         docs, file_notes = read_pubtator_with_notes(path)
@@ -46,10 +57,42 @@ def corpus_statistics(name_or_path: str, split: str | None = None, data_dir: str
 
 
 def evaluate_files(gold: str, pred: str, types: list[str] | None = None) -> dict:
-    from .metrics import evaluate_documents
-    from .pubtator import read_pubtator
+    """:func:`mernlib.metrics.evaluate_documents` of two PubTator files, with the reader's ``notes``.
 
-    return evaluate_documents(read_pubtator(gold), read_pubtator(pred), types=types)
+    A ``types`` name that neither file holds is refused (``ValueError`` listing the types present) rather
+    than scored as a table of zeros. A predicted document that cannot be paired with gold (PMID not in
+    gold, other text) raises :class:`~mernlib.errors.DataFormatError` naming the line of its title.
+    """
+    from .errors import DocumentMismatchError
+    from .metrics import evaluate_documents
+    from .pubtator import NCBI_CLASSES, read_pubtator_with_notes, title_lines
+
+    gold_docs, gold_notes = read_pubtator_with_notes(gold)
+    pred_docs, pred_notes = read_pubtator_with_notes(pred)
+    if types is not None:
+        present = {m.type for docs in (gold_docs, pred_docs) for d in docs for m in d.mentions}
+        unknown = [t for t in types if t not in present]
+        if unknown:
+            hint = (
+                " (NCBI-disease's classes are all read as Disease)"
+                if any(t in NCBI_CLASSES for t in unknown)
+                else ""
+            )
+            files = gold if gold == pred else f"{gold} or {pred}"
+            raise ValueError(
+                f"--types {' '.join(unknown)}: not a mention type of {files}; they hold: "
+                f"{', '.join(sorted(present)) or 'no mentions'}{hint}"
+            )
+    try:
+        result = evaluate_documents(gold_docs, pred_docs, types=types)
+    except DocumentMismatchError as err:
+        from .files import read_text
+
+        lines = title_lines(read_text(err.path)) if err.path == str(pred) else []
+        line = lines[err.index] if 0 <= err.index < len(lines) else None
+        raise DataFormatError(err.path, line, err.message) from None
+    result["notes"] = gold_notes + pred_notes
+    return result
 
 
 def result_table(path: str, columns: list[str] | None = None) -> str:
@@ -108,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score predictions against gold (PubTator files) as JSON")
     p.add_argument("--gold", required=True)
     p.add_argument("--pred", required=True)
-    p.add_argument("--types", nargs="*", help="restrict to these mention types (e.g. Disease)")
+    p.add_argument("--types", nargs="+", help="restrict to these mention types (e.g. Disease)")
 
     p = sub.add_parser("run", help="execute the notebooks with papermill and write runs/<timestamp>/")
     p.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb in order")
@@ -172,8 +215,12 @@ def main(argv: list[str] | None = None) -> int:
             for nb in args.notebooks:
                 if strip_outputs(Path(nb)):
                     print(f"stripped {nb}")
-    except (DataFormatError, DataNotFoundError, FileNotFoundError, ValueError) as error:
+    except (DataFormatError, DataNotFoundError, ValueError) as error:
         print(f"mernlib {args.command}: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a file that is missing, a directory, unreadable: name it, no traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"mernlib {args.command}: {where}{error.strerror or error}", file=sys.stderr)
         return 2
     return 0
 
