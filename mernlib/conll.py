@@ -28,8 +28,9 @@ decodes it by the same rule anyway).
 
 JNLPBA's files mark each abstract with a ``-DOCSTART-<TAB>O`` line followed by a blank line (200 in
 devel, 404 in test). Those are document boundaries, not sentences: the reader drops them and numbers
-the documents in :attr:`TaggedSentence.document`; :func:`write_iob` writes them back, so reading and
-writing a file reproduces it byte for byte.
+the documents in :attr:`TaggedSentence.document`; :func:`write_iob` writes them back
+(``-DOCSTART-<TAB>O<TAB>O`` in a prediction file: every line of a file has the same width), so reading
+and writing a file reproduces it byte for byte.
 """
 
 from __future__ import annotations
@@ -191,7 +192,8 @@ def format_iob(sentences: Iterable[TaggedSentence], predicted: Sequence[Sequence
                 f"{sentence.location}: {len(sentence.tokens)} tokens but {len(pred)} predicted tags"
             )
         if sentence.document is not None and sentence.document != previous_document:
-            out.append(f"{DOCSTART}\tO\n\n")
+            # as many columns as the token lines: the reader holds every line of a file to one width
+            out.append(f"{DOCSTART}\tO\tO\n\n" if pred is not None else f"{DOCSTART}\tO\n\n")
         previous_document = sentence.document
         for j, (token, tag) in enumerate(zip(sentence.tokens, sentence.tags, strict=True)):
             if "\t" in token or "\n" in token:

@@ -169,6 +169,15 @@ def test_predicted_tags_are_kept_as_the_model_wrote_them(tmp_path):
     assert sentence.predicted == ["O", "I-Disease"]  # strict scoring must still see the model's I-
 
 
+def test_prediction_file_with_documents_reads_back(tmp_path):
+    """Found by tests/test_properties.py: the -DOCSTART- line had 2 columns in a 3-column file."""
+    sentences = read_iob(FIXTURES / "docstart.tsv")
+    path = write_iob(sentences, tmp_path / "pred.tsv", predicted=[s.tags for s in sentences])
+    assert path.read_text().startswith("-DOCSTART-\tO\tO\n\n")
+    again = read_iob(path)
+    assert [(s.document, s.predicted) for s in again] == [(s.document, s.tags) for s in sentences]
+
+
 def test_write_is_atomic(tmp_path):
     sentences = read_iob(FIXTURES / "small.tsv")
     path = write_iob(sentences, tmp_path / "out.tsv")
