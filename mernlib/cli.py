@@ -1,7 +1,11 @@
 """Command line: ``python -m mernlib {stats,evaluate,run,reproduce,strip}``.
 
 ``stats`` and ``evaluate`` are the kit's equivalent of the BioCreative evaluation kit; both print one
-JSON object and exit with status 2 and a one-line message naming the file and line on malformed input.
+JSON object (with the ``notes`` of anything the reader repaired) and exit with status 2 and a one-line
+message naming the file and line on malformed input: bytes that are not UTF-8, a directory or a missing
+file, a damaged line, a prediction whose text is not the gold text (the line of its title), an unknown
+``--types`` name (the message lists the types present). Missing corpus files
+(:class:`~mernlib.errors.DataNotFoundError`) also exit 2; their message says where to put the file.
 """
 
 from __future__ import annotations
@@ -17,10 +21,42 @@ from .errors import DataFormatError, DataNotFoundError
 
 
 def evaluate_files(gold: str, pred: str, types: list[str] | None = None) -> dict:
-    from .metrics import evaluate_documents
-    from .pubtator import read_pubtator
+    """:func:`mernlib.metrics.evaluate_documents` of two PubTator files, with the reader's ``notes``.
 
-    return evaluate_documents(read_pubtator(gold), read_pubtator(pred), types=types)
+    A ``types`` name that neither file holds is refused (``ValueError`` listing the types present) rather
+    than scored as a table of zeros. A predicted document that cannot be paired with gold (PMID not in
+    gold, other text) raises :class:`~mernlib.errors.DataFormatError` naming the line of its title.
+    """
+    from .errors import DocumentMismatchError
+    from .metrics import evaluate_documents
+    from .pubtator import NCBI_CLASSES, read_pubtator_with_notes, title_lines
+
+    gold_docs, gold_notes = read_pubtator_with_notes(gold)
+    pred_docs, pred_notes = read_pubtator_with_notes(pred)
+    if types is not None:
+        present = {m.type for docs in (gold_docs, pred_docs) for d in docs for m in d.mentions}
+        unknown = [t for t in types if t not in present]
+        if unknown:
+            hint = (
+                " (NCBI-disease's classes are all read as Disease)"
+                if any(t in NCBI_CLASSES for t in unknown)
+                else ""
+            )
+            files = gold if gold == pred else f"{gold} or {pred}"
+            raise ValueError(
+                f"--types {' '.join(unknown)}: not a mention type of {files}; they hold: "
+                f"{', '.join(sorted(present)) or 'no mentions'}{hint}"
+            )
+    try:
+        result = evaluate_documents(gold_docs, pred_docs, types=types)
+    except DocumentMismatchError as err:
+        from .files import read_text
+
+        lines = title_lines(read_text(err.path)) if err.path == str(pred) else []
+        line = lines[err.index] if 0 <= err.index < len(lines) else None
+        raise DataFormatError(err.path, line, err.message) from None
+    result["notes"] = gold_notes + pred_notes
+    return result
 
 
 def result_table(path: str, columns: list[str] | None = None) -> str:
@@ -72,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score predictions against gold (PubTator files) as JSON")
     p.add_argument("--gold", required=True)
     p.add_argument("--pred", required=True)
-    p.add_argument("--types", nargs="*", help="restrict to these mention types (e.g. Disease)")
+    p.add_argument("--types", nargs="+", help="restrict to these mention types (e.g. Disease)")
 
     p = sub.add_parser("run", help="execute the notebooks with papermill and write runs/<timestamp>/")
     p.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb in order")
@@ -166,8 +202,12 @@ def main(argv: list[str] | None = None) -> int:
             for nb in args.notebooks:
                 if strip_outputs(Path(nb)):
                     print(f"stripped {nb}")
-    except (DataFormatError, DataNotFoundError, FileNotFoundError, ValueError) as error:
+    except (DataFormatError, DataNotFoundError, ValueError) as error:
         print(f"mernlib {args.command}: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a file that is missing, a directory, unreadable: name it, no traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"mernlib {args.command}: {where}{error.strerror or error}", file=sys.stderr)
         return 2
     return 0
 

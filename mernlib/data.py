@@ -33,16 +33,22 @@ def sample_dir() -> Path:
     return cache
 
 
-def corpus_files(name: str, data_dir: str | Path | None = None) -> dict[str, Path]:
-    """Split name -> PubTator file of a corpus (the sample or a registered corpus)."""
+def corpus_files(
+    name: str, data_dir: str | Path | None = None, splits: tuple[str, ...] | list[str] = SPLITS
+) -> dict[str, Path]:
+    """Split name -> PubTator file of a corpus (the sample or a registered corpus), for ``splits`` only:
+    a split that is not asked for is not located (offline, the test split alone is enough)."""
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise ValueError(f"unknown split {unknown[0]!r}: choose one of {SPLITS}")
     if name == "sample":
         root = sample_dir()
-        return {split: root / f"{split}.pubtator" for split in SPLITS}
+        return {split: root / f"{split}.pubtator" for split in splits}
     if name not in PUBTATOR_CORPORA:
         raise ValueError(f"unknown corpus {name!r}: choose one of {('sample',) + PUBTATOR_CORPORA}")
     from .registry import locate
 
-    return {split: Path(locate(name, split, data_dir=data_dir)) for split in SPLITS}
+    return {split: Path(locate(name, split, data_dir=data_dir)) for split in splits}
 
 
 def load_corpus(
@@ -51,19 +57,20 @@ def load_corpus(
     """The documents of one split (``split="train"``) or of all splits (a dict split -> documents)."""
     from .pubtator import read_pubtator
 
-    files = corpus_files(name, data_dir or None)
     if split is not None:
-        if split not in files:
-            raise ValueError(f"unknown split {split!r}: choose one of {tuple(files)}")
-        return read_pubtator(files[split])
-    return {s: read_pubtator(path) for s, path in files.items()}
+        return read_pubtator(corpus_files(name, data_dir or None, (split,))[split])
+    return {s: read_pubtator(path) for s, path in corpus_files(name, data_dir or None).items()}
 
 
 def load_corpus_entity_base(name: str = "sample", data_dir: str | Path | None = None):
     """The entity base that goes with a corpus: the sample's ``entities.tsv``, or MeSH + OMIM names.
 
     A file of the real base that cannot be had or fails its checksum is left out *with a warning* that
-    says which and why (the notebooks still run on MeSH names alone); a malformed file is an error.
+    says which and why (the notebooks still run on MeSH names alone); a malformed file is an error. A base
+    that ends up with no concept at all (both files missing, or failing their checksum -- an empty or
+    truncated copy does) raises :class:`~mernlib.errors.DataNotFoundError` saying what to put where:
+    normalization against an empty base would run to the end and score 0, which looks like a result but
+    is not one. (An empty ``entities.tsv`` of the sample is a :class:`~mernlib.errors.DataFormatError`.)
     """
     import warnings
 
@@ -71,14 +78,22 @@ def load_corpus_entity_base(name: str = "sample", data_dir: str | Path | None = 
     from .errors import DataNotFoundError
     from .registry import locate
 
-    if name == "sample":
+    if name == "sample":  # an empty entities.tsv is already a DataFormatError ("empty file")
         return load_entity_base(sample_dir() / "entities.tsv")
     base = EntityBase()
+    problems = []
     for part in ("mesh", "omim"):
         try:
             base.update(load_entity_base(locate("entity-base", part, data_dir=data_dir)))
         except DataNotFoundError as error:
+            problems.append(str(error))
             warnings.warn(f"entity base without {part} names: {str(error).splitlines()[0]}", stacklevel=2)
+    if not len(base):
+        raise DataNotFoundError(
+            f"no entity base for {name}: normalization needs concept names (mesh.tsv, omim.tsv) and none "
+            "could be loaded. Fix: put mesh.tsv and omim.tsv under $MERNLIB_DATA/entity-base/ (or pass "
+            "data_dir=) and run again.\n" + "\n".join(problems)
+        )
     return base
 
 
@@ -135,20 +150,28 @@ def embedding_training_text(
 def corpus_statistics(name_or_path: str, split: str | None = None, data_dir: str | None = None) -> dict:
     """Documents, mentions (per type), unique concepts and mentions lost by tokenization, as a dict.
 
-    ``name_or_path`` is a corpus name (``sample``, ``ncbi-disease``, ``bc5cdr``) or a PubTator file.
+    ``name_or_path`` is a corpus name (``sample``, ``ncbi-disease``, ``bc5cdr``) or a PubTator file; with
+    ``split`` only that split's file is located (offline, the test split alone is enough).
     """
     from .corpus import corpus_stats
+    from .errors import DataFormatError
     from .pubtator import read_pubtator_with_notes
     from .tokenize import lost_mentions, tokenize_document
 
-    if Path(name_or_path).is_file():
-        files = {"file": Path(name_or_path)}
-    else:
-        files = corpus_files(name_or_path, data_dir)
+    names = ("sample",) + PUBTATOR_CORPORA
+    path = Path(name_or_path)
+    if path.is_file():
         if split:
-            if split not in files:
-                raise SystemExit(f"mernlib stats: unknown split {split!r}; choose one of {sorted(files)}")
-            files = {split: files[split]}
+            raise ValueError(f"--split {split} applies to a corpus name ({', '.join(names)}), not to a file")
+        files = {"file": path}
+    elif name_or_path in names:
+        files = corpus_files(name_or_path, data_dir, (split,) if split else SPLITS)
+    elif path.is_dir():
+        raise DataFormatError(
+            path, None, f"is a directory; give a PubTator file or one of {', '.join(names)}"
+        )
+    else:
+        raise DataFormatError(path, None, f"no such file, and not a corpus name ({', '.join(names)})")
     documents, notes = [], []
     for path in files.values():
         docs, file_notes = read_pubtator_with_notes(path)

@@ -34,7 +34,13 @@ predictions, no gold, or both), never a ZeroDivisionError.
 position when both lists hold the same PMIDs in the same order (predictions written to PubTator and
 read back get their ``index`` from their file position, so their ``uid`` may differ from gold's),
 otherwise by :attr:`~mernlib.corpus.Document.uid`, falling back to the PMID when it names exactly one
-gold document. A predicted document that is not in gold raises ``ValueError`` naming its PMID; a gold
+gold document, and, when several gold documents share the PMID (NCBI's training file holds PMID 8528200
+twice, as two different abstracts), to the one with the same text. A pair is only accepted when both
+documents carry *exactly* the same text (title + abstract): offsets mean nothing against another text,
+and a prediction made on other text, or paired with the other document of a repeated PMID, would
+otherwise be scored silently against the wrong abstract. A predicted document that is not in gold, or
+whose text differs from its gold document's, raises :class:`~mernlib.errors.DocumentMismatchError` (a
+``ValueError``) naming its file, PMID and, for a text difference, the first differing offset; a gold
 document without prediction counts as predicted empty. Keys always use the *gold* document's uid.
 
 **Tag sequences.** :func:`ner_prf_from_tags` scores BIO (IOB2) or IOBES tag sequences with the
@@ -58,6 +64,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from mernlib.corpus import Document, Mention, normalize_concept, split_concept
+from mernlib.errors import DocumentMismatchError
 from mernlib.tags import tags_to_spans
 
 NER_MENTION_STRICT = "ner-mention-strict"
@@ -151,14 +158,19 @@ def align_documents(
 
     * Same PMIDs in the same order -> paired by position.
     * Otherwise each predicted document is matched by ``uid`` (``pmid#index``); failing that, by PMID
-      when exactly one gold document has it.
-    * A predicted document whose PMID is not in gold, whose PMID is ambiguous (several gold
-      documents share it and the uid matches none), or that matches a gold document already taken
-      raises ``ValueError`` naming the PMID.
+      when exactly one gold document has it; failing that (several gold documents share the PMID), by
+      PMID and text when exactly one of them has the same text.
+    * Every pair must have identical text (title + abstract).
+    * A predicted document whose PMID is not in gold, whose text differs from its gold document's,
+      whose PMID is ambiguous (several gold documents share it and neither the uid nor the text picks
+      one), or that matches a gold document already taken raises
+      :class:`~mernlib.errors.DocumentMismatchError` (a ``ValueError``) naming its file and PMID.
     * A gold document without prediction is paired with ``None`` (scored as predicted empty).
     """
     gold, pred = list(gold), list(pred)
     if [d.pmid for d in gold] == [d.pmid for d in pred]:
+        for g, p in zip(gold, pred, strict=True):
+            _check_same_text(g, p)
         return list(zip(gold, pred, strict=True))
     by_uid = {d.uid: i for i, d in enumerate(gold)}
     by_pmid: dict[str, list[int]] = {}
@@ -166,21 +178,52 @@ def align_documents(
         by_pmid.setdefault(d.pmid, []).append(i)
     matched: list[Document | None] = [None] * len(gold)
     for d in pred:
+        candidates = by_pmid.get(d.pmid, [])
         if d.uid in by_uid:
             i = by_uid[d.uid]
-        elif len(by_pmid.get(d.pmid, ())) == 1:
-            i = by_pmid[d.pmid][0]
-        elif d.pmid in by_pmid:
-            raise ValueError(
-                f"predicted document PMID {d.pmid} (uid {d.uid}) is ambiguous: gold has it "
-                f"{len(by_pmid[d.pmid])} times and none with this uid"
-            )
+        elif len(candidates) == 1:
+            i = candidates[0]
+        elif candidates:
+            same_text = [k for k in candidates if gold[k].text == d.text]
+            if len(same_text) != 1:
+                raise _mismatch(
+                    d,
+                    f"PMID {d.pmid} is ambiguous: gold has it {len(candidates)} times, none with this uid "
+                    f"({d.uid}), and {len(same_text) or 'none'} of them with the same text",
+                )
+            i = same_text[0]
         else:
-            raise ValueError(f"predicted document PMID {d.pmid} is not in the gold standard")
+            raise _mismatch(d, f"PMID {d.pmid} is not in the gold standard")
+        _check_same_text(gold[i], d)
         if matched[i] is not None:
-            raise ValueError(f"two predicted documents match gold document PMID {d.pmid} (uid {gold[i].uid})")
+            raise _mismatch(
+                d, f"two predicted documents match gold document PMID {d.pmid} (uid {gold[i].uid})"
+            )
         matched[i] = d
     return list(zip(gold, matched, strict=True))
+
+
+def _mismatch(d: Document, message: str) -> DocumentMismatchError:
+    where = f"predicted document {d.index + 1} of the file" if d.source else f"predicted document {d.uid}"
+    return DocumentMismatchError(d.source or "<predictions>", d.index, f"{where}: {message}")
+
+
+def _check_same_text(g: Document, p: Document) -> None:
+    """Raise :class:`~mernlib.errors.DocumentMismatchError` unless ``p`` has exactly ``g``'s text."""
+    gold_text, pred_text = g.text, p.text
+    if gold_text == pred_text:
+        return
+    k = next(
+        (k for k, (a, b) in enumerate(zip(gold_text, pred_text, strict=False)) if a != b),
+        min(len(gold_text), len(pred_text)),
+    )
+    gold_where = f"{g.source} document {g.index + 1}" if g.source else f"gold document {g.uid}"
+    raise _mismatch(
+        p,
+        f"PMID {p.pmid}: the text differs from the gold text ({gold_where}) at offset {k}: "
+        f"{pred_text[k : k + 20]!r} where gold has {gold_text[k : k + 20]!r}; predictions must be made "
+        "on the gold documents' text",
+    )
 
 
 def _type_filter(types) -> frozenset[str] | None:

@@ -2,7 +2,9 @@
 
 Format: for each document a title line ``PMID|t|title``, an abstract line ``PMID|a|abstract``,
 annotation lines ``PMID<TAB>start<TAB>end<TAB>text<TAB>type<TAB>ids[<TAB>parts]``, relation lines
-``PMID<TAB>CID<TAB>chemical<TAB>disease``, and a blank line between documents.
+``PMID<TAB>CID<TAB>chemical<TAB>disease``, and a blank line between documents. Files are UTF-8
+(:func:`mernlib.files.read_text`): a byte-order mark at the very start of a file is accepted and dropped,
+one anywhere else (two files joined with ``cat``) is an error that names it.
 
 The reader is strict where a mistake would corrupt the data and forgiving where the real files are
 merely quirky (see ``/work/shared/corpora/README.md``):
@@ -10,6 +12,9 @@ merely quirky (see ``/work/shared/corpora/README.md``):
 * a malformed line raises :class:`~mernlib.errors.DataFormatError` naming the file and the 1-based
   line -- nothing is dropped silently;
 * a PMID may occur twice: every title line starts a new :class:`Document` (``index`` = position);
+* a line whose second column is a word is a relation only if the word is a relation type the kit
+  knows (:data:`RELATION_TYPES`: BC5CDR's ``CID``); any other word there is an error (it is a damaged
+  mention line, e.g. ``PMID<TAB>O<TAB>...``), never a relation of type ``O``;
 * IDs go through :func:`~mernlib.corpus.normalize_concept` (prefixes, stray spaces, ``|``/``+``);
 * NCBI's four mention classes become type ``Disease`` (original kept in ``attrs["ncbi_class"]``);
 * when the text column disagrees with the document text at the offsets, the offsets win: the mention
@@ -26,11 +31,16 @@ from pathlib import Path
 
 from .corpus import Document, Mention, Relation, normalize_concept
 from .errors import DataFormatError
+from .files import BOM, atomic_write_text, read_text
 
 NCBI_CLASSES = ("SpecificDisease", "DiseaseClass", "Modifier", "CompositeMention")
 """NCBI-disease's mention classes; the papers (and this kit, by default) collapse them to Disease."""
 
-_OFFSET = re.compile(r"\d+")
+RELATION_TYPES = ("CID",)
+"""The relation types a PubTator line may carry (BC5CDR's chemical-induced-disease); see the module docstring."""
+
+_OFFSET = re.compile(r"[0-9]+")
+_MAX_OFFSET_DIGITS = 12  # far beyond any abstract; keeps int() away from absurdly long digit strings
 _RELATION_TYPE = re.compile(r"[A-Za-z_]+")
 
 
@@ -49,7 +59,7 @@ def read_pubtator_with_notes(
     path: str | Path, *, collapse_ncbi_classes: bool = True
 ) -> tuple[list[Document], list[str]]:
     """Like :func:`read_pubtator`, but return the repair notes (``"path:line: ..."``) instead of warning."""
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text(path)
     return parse_pubtator_with_notes(text, str(path), collapse_ncbi_classes=collapse_ncbi_classes)
 
 
@@ -66,6 +76,7 @@ def parse_pubtator_with_notes(
     text: str, source: str = "<string>", *, collapse_ncbi_classes: bool = True
 ) -> tuple[list[Document], list[str]]:
     """Parse PubTator ``text`` into ``(documents, notes)``; see the module docstring for the rules."""
+    text = text.removeprefix(BOM)
     documents: list[Document] = []
     notes: list[str] = []
     current: Document | None = None  # the document whose lines we are reading
@@ -87,14 +98,12 @@ def parse_pubtator_with_notes(
             current, has_abstract = None, False
             continue
 
-        head = line.split("\t", 1)[0]
-        fields = head.split("|", 2)
-        if len(fields) == 3 and fields[1] in ("t", "a"):
-            pmid, kind, _ = fields
-            body = line.split("|", 2)[2]  # from the full line: a title may contain tabs or bars
-            pmid = pmid.strip()
+        header = _header(line)
+        if header is not None:
+            pmid, kind, body = header
             if not pmid:
                 raise fail(line_no, "empty PMID")
+            _check_pmid(pmid, line_no, fail)
             if kind == "t":
                 finish()
                 current = Document(pmid=pmid, title=body, abstract="", source=source, index=len(documents))
@@ -112,6 +121,7 @@ def parse_pubtator_with_notes(
 
         cols = line.split("\t")
         pmid = cols[0].strip()
+        _check_pmid(pmid, line_no, fail)
         if current is None:
             raise fail(
                 line_no, f"annotation line for PMID {pmid} outside any document (no title line before it)"
@@ -122,9 +132,18 @@ def parse_pubtator_with_notes(
             raise fail(line_no, f"annotation line for PMID {pmid} inside document {current.pmid}")
         # a word in the second column marks a relation; with 6+ columns it is a mention with a bad offset
         if len(cols) in (2, 3, 4, 5) and _RELATION_TYPE.fullmatch(cols[1]):
+            if cols[1] not in RELATION_TYPES:
+                raise fail(
+                    line_no,
+                    f"column 2 is {cols[1]!r}: not a start offset (mention lines are PMID, start, end, "
+                    f"text, type, IDs) and not a relation type ({', '.join(RELATION_TYPES)})",
+                )
             if len(cols) != 4:
                 raise fail(line_no, f"relation line has {len(cols)} tab-separated columns, expected 4")
-            current.relations.append(Relation(type=cols[1], arg1=cols[2].strip(), arg2=cols[3].strip()))
+            arg1, arg2 = cols[2].strip(), cols[3].strip()
+            if not arg1 or not arg2:
+                raise fail(line_no, f"{cols[1]} relation line with an empty argument")
+            current.relations.append(Relation(type=cols[1], arg1=arg1, arg2=arg2))
             continue
         current.mentions.append(_parse_mention(cols, current, line_no, fail, notes, collapse_ncbi_classes))
 
@@ -142,6 +161,8 @@ def _parse_mention(cols, doc: Document, line_no: int, fail, notes: list[str], co
     for value in (start_s, end_s):
         if not _OFFSET.fullmatch(value.strip()):
             raise fail(line_no, f"offset {value!r} is not a non-negative integer")
+        if len(value.strip()) > _MAX_OFFSET_DIGITS:
+            raise fail(line_no, f"offset {value.strip()[:20]}... lies outside document {doc.pmid}")
     start, end = int(start_s), int(end_s)
     if start >= end:
         raise fail(line_no, f"empty or reversed span: start {start} >= end {end}")
@@ -168,6 +189,38 @@ def _parse_mention(cols, doc: Document, line_no: int, fail, notes: list[str], co
     return Mention(start, end, actual, mention_type, normalize_concept(ids), attrs)
 
 
+def _header(line: str) -> tuple[str, str, str] | None:
+    """``(pmid, "t" or "a", body)`` when ``line`` is a title or abstract line, else ``None``."""
+    head = line.split("\t", 1)[0]
+    fields = head.split("|", 2)
+    if len(fields) == 3 and fields[1] in ("t", "a"):
+        return fields[0].strip(), fields[1], line.split("|", 2)[2]  # body from the full line: tabs, bars
+    return None
+
+
+def _check_pmid(pmid: str, line_no: int, fail) -> None:
+    if BOM in pmid:
+        raise fail(
+            line_no,
+            "a byte-order mark (U+FEFF, invisible) before the PMID: only the very start of a file may hold "
+            "one (were two files joined?)",
+        )
+    if not pmid.isprintable():
+        raise fail(line_no, f"PMID {pmid!r} holds a control character")
+
+
+def title_lines(text: str) -> list[int]:
+    """The 1-based line of every title line of PubTator ``text``, in order: for text that parses, entry
+    ``k`` is where document ``k`` (``Document.index == k``) starts. Used to name the line of a document
+    that a later check (e.g. pairing gold and predictions) rejects."""
+    text = text.removeprefix(BOM)
+    return [
+        number
+        for number, raw in enumerate(text.split("\n"), start=1)
+        if raw.strip() and (header := _header(raw.rstrip("\r"))) is not None and header[1] == "t"
+    ]
+
+
 def _warn(notes: list[str], source: str) -> None:
     if notes:
         summary = f"{len(notes)} repair(s) while reading {source}:\n" + "\n".join(notes)
@@ -182,6 +235,9 @@ def format_pubtator(documents: list[Document]) -> str:
     """
     lines: list[str] = []
     for doc in documents:
+        pmid = doc.pmid
+        if not pmid or pmid != pmid.strip() or "|" in pmid or BOM in pmid or not pmid.isprintable():
+            raise ValueError(f"PMID {pmid!r}: empty, or holds a bar, a tab, surrounding spaces or a BOM")
         for name, value in (("title", doc.title), ("abstract", doc.abstract)):
             if "\n" in value or "\r" in value:
                 raise ValueError(f"document {doc.pmid}: {name} contains a line break")
@@ -189,13 +245,21 @@ def format_pubtator(documents: list[Document]) -> str:
         lines.append(f"{doc.pmid}|a|{doc.abstract}")
         text = doc.text
         for m in doc.mentions:
+            if not 0 <= m.start < m.end <= len(text):
+                raise ValueError(f"document {doc.pmid}: span {m.start}-{m.end} does not fit its text")
             mention_type = m.attrs.get("ncbi_class", m.type)
+            if not mention_type.strip():
+                raise ValueError(f"document {doc.pmid}: mention {m.start}-{m.end} has an empty type")
             row = [doc.pmid, str(m.start), str(m.end), text[m.start : m.end], mention_type, m.concept]
             if "parts" in m.attrs:
                 row.append("|".join(m.attrs["parts"]))
             _check_fields(doc.pmid, row)
             lines.append("\t".join(row))
         for r in doc.relations:
+            if r.type not in RELATION_TYPES:
+                raise ValueError(
+                    f"document {doc.pmid}: relation type {r.type!r} is not one of {RELATION_TYPES}"
+                )
             row = [doc.pmid, r.type, r.arg1, r.arg2]
             _check_fields(doc.pmid, row)
             lines.append("\t".join(row))
@@ -210,8 +274,5 @@ def _check_fields(pmid: str, row: list[str]) -> None:
 
 
 def write_pubtator(documents: list[Document], path: str | Path) -> Path:
-    """Write ``documents`` to ``path`` in PubTator format; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(format_pubtator(documents), encoding="utf-8")
-    return path
+    """Write ``documents`` to ``path`` in PubTator format, atomically; returns the path."""
+    return atomic_write_text(path, format_pubtator(documents))

@@ -18,6 +18,10 @@ they are located) and once per process per file version. A file the registry has
 folder) is used as found when placed by hand, but never downloaded automatically: the kit could not
 verify what it got.
 
+A cached copy that fails its checksum is fetched again when downloads are allowed; when they are
+not, or the fresh download fails too, the error says first that the cached copy failed its checksum
+(:class:`ChecksumError`), then why it could not be replaced.
+
 Downloads are off when ``download=False`` or ``MERNLIB_OFFLINE=1``. ``mirror=`` or ``$MERNLIB_MIRROR``
 (e.g. ``http://127.0.0.1:8000``) replaces the scheme and host of every official URL, keeping its
 path, for tests and local mirrors. Whatever goes wrong, :class:`~mernlib.errors.DataNotFoundError`
@@ -40,6 +44,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import paths
 from .errors import DataNotFoundError
 
 TIMEOUT = 60
@@ -397,10 +402,7 @@ def data_root(data_dir: str | Path | None = None) -> Path | None:
     return Path(root).expanduser() if root else None
 
 
-def cache_root() -> Path:
-    """``$MERNLIB_CACHE`` or ``~/.cache/mernlib``: where downloads go."""
-    root = os.environ.get("MERNLIB_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "mernlib"
+cache_root = paths.cache_root  # downloads go to $MERNLIB_CACHE or ~/.cache/mernlib
 
 
 def mirrored(url: str, mirror: str | None = None) -> str:
@@ -689,7 +691,16 @@ def _locate_one(dataset, split, data_dir, download, mirror, verify) -> Path:
     elif not download or offline:
         reason = "downloads are off (" + ("MERNLIB_OFFLINE=1" if offline else "download=False") + ")"
     else:
-        _download(dataset, split, spec, cached, mirror, data_dir)
+        try:
+            _download(dataset, split, spec, cached, mirror, data_dir)
+        except DataNotFoundError as err:
+            if not stale:
+                raise
+            raise ChecksumError(
+                f"{dataset.name}: the cached copy {cached} of {spec.filename} ({split}) failed its checksum "
+                f"(sha256 {sha256_of(cached)}, expected {spec.sha256}) and fetching a fresh copy failed "
+                f"too; delete the cached copy or replace it by hand.\n{err}"
+            ) from err
         return cached
     if stale:
         _check(cached, dataset, spec, url, data_dir, "in the cache")

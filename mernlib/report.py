@@ -19,6 +19,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .files import atomic_write_text
 from .paths import REPO_ROOT
 
 OUTPUT_DIRS = ("results", "runs")
@@ -92,12 +93,7 @@ def run_record(
 
 def write_json(data: dict, path: str | Path) -> Path:
     """Write JSON atomically (a reader never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 @contextmanager
@@ -116,18 +112,17 @@ def locked(path: str | Path):
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:
     """The CSV beside a results JSON: one line per row, the union of the rows' keys as columns, lists
-    space-separated."""
+    space-separated. Written atomically, with the csv module's CRLF line ends as before."""
     import csv
+    import io
 
     keys = list(dict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()}
-            )
-    return Path(path)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in row.items()})
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:

@@ -16,6 +16,16 @@ guessing, and :func:`overlapping_mentions` finds them so the caller can decide w
 Decoding (:func:`tags_to_spans`) is the one decoder of the kit, used by the metrics too: by default it
 follows conlleval (an ``I-X`` that does not continue an open ``X`` entity starts a new one), with
 ``strict=True`` seqeval's strict mode; both agree with seqeval exactly (tests/test_metrics.py).
+
+**Ill-formed tags: one rule everywhere.** An ``I-X`` after ``O``, after ``B-Y``/``I-Y`` of another type or
+at the start of a sentence (and, in IOBES, an ``I-``/``E-`` after a closed ``E-``/``S-``) is read the way
+conlleval reads it: it *starts a new mention* of type ``X``. :func:`repair_tags` writes that reading
+out (``I-X`` -> ``B-X``, ``E-X`` -> ``S-X``) without changing what the default decoder finds;
+:func:`mernlib.conll.read_iob` applies it to the gold tags of a file with a warning naming each
+``file:line``, and :func:`mernlib.conll.iob_stats` counts mentions with the same decoder, so counting and
+decoding never disagree. Why conlleval's rule: it is what the papers' scores and seqeval's default mode
+compute, it loses no annotated token (seqeval's strict mode would drop the mention), and it is the only
+reading that needs no guess about where the mention "should" have begun.
 """
 
 from __future__ import annotations
@@ -146,6 +156,28 @@ def tags_to_spans(
     scheme = _scheme(scheme)
     parsed = _parse_tags(tags, scheme)
     return _decode_strict(parsed, scheme) if strict else _decode_conlleval(parsed)
+
+
+def repair_tags(tags: Sequence[str], scheme: str = "BIO") -> tuple[list[str], list[int]]:
+    """``tags`` with every mention start made explicit, and the positions that changed.
+
+    An ``I-X`` (IOBES also ``E-X``) that does not continue an open ``X`` mention starts one under
+    conlleval's rule (see the module docstring); it becomes ``B-X`` (``S-X``). The default decoder finds
+    the same mentions before and after; for BIO, ``strict=True`` decoding of the repaired tags does too.
+    Untyped tags (``I``) keep no type (``B``).
+
+    >>> repair_tags(["O", "I-X", "I-X", "B-Y", "I-X"])
+    (['O', 'B-X', 'I-X', 'B-Y', 'B-X'], [1, 4])
+    """
+    parsed = _parse_tags(tags, _scheme(scheme))
+    repaired, changed = list(tags), []
+    prev_prefix, prev_type = "O", ""
+    for i, (prefix, type_) in enumerate(parsed):
+        if prefix in ("I", "E") and (prev_prefix in ("E", "S", "O") or prev_type != type_):
+            repaired[i] = ("B" if prefix == "I" else "S") + tags[i][1:]
+            changed.append(i)
+        prev_prefix, prev_type = prefix, type_
+    return repaired, changed
 
 
 def sentence_mentions(sentence: Sentence, doc: Document) -> list[Mention]:

@@ -1,12 +1,22 @@
 """IOB TSV reading and writing (crichton-2017-ner and the kit's prediction files)."""
 
+import warnings
 from pathlib import Path
 
 import pytest
 
 from mernlib import registry
-from mernlib.conll import TaggedSentence, check_tag, format_iob, iob_stats, read_iob, write_iob
+from mernlib.conll import (
+    IOBWarning,
+    TaggedSentence,
+    check_tag,
+    format_iob,
+    iob_stats,
+    read_iob,
+    write_iob,
+)
 from mernlib.errors import DataFormatError
+from mernlib.tags import tags_to_spans
 
 FIXTURES = Path(__file__).parent / "fixtures" / "conll"
 
@@ -109,6 +119,70 @@ def test_not_utf8(tmp_path):
     path.write_bytes(b"a\tO\n\xff\tO\n")
     with pytest.raises(DataFormatError, match=r"bad\.tsv:2: not UTF-8"):
         read_iob(path)
+
+
+def test_a_leading_bom_is_accepted_and_a_directory_named(tmp_path):
+    path = tmp_path / "bom.tsv"
+    path.write_bytes(b"\xef\xbb\xbf" + (FIXTURES / "small.tsv").read_bytes())
+    assert [(s.tokens, s.tags, s.line) for s in read_iob(path)] == [
+        (s.tokens, s.tags, s.line) for s in read_iob(FIXTURES / "small.tsv")
+    ]
+    with pytest.raises(DataFormatError, match="is a directory"):
+        read_iob(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "text, tags, lines",
+    [
+        ("a\tO\nb\tI-Disease\nc\tI-Disease\n\n", ["O", "B-Disease", "I-Disease"], [2]),  # I-X after O
+        ("a\tB-Chemical\nb\tI-Disease\n\n", ["B-Chemical", "B-Disease"], [2]),  # I-X after B-Y
+        ("x\tO\n\na\tI-Disease\n\n", ["B-Disease"], [3]),  # first of its sentence
+    ],
+)
+def test_i_tag_starting_a_mention_is_repaired_with_a_warning(tmp_path, text, tags, lines):
+    """conlleval's rule everywhere: the reader writes B-, iob_stats counts what the decoder finds."""
+    path = tmp_path / "loose.tsv"
+    path.write_text(text)
+    with pytest.warns(IOBWarning) as record:
+        sentences = read_iob(path)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert all(f"{path}:{line}: I-" in message for line in lines)
+    assert sentences[-1].tags == tags
+    decoded = sum(len(tags_to_spans(s.tags)) for s in sentences)
+    assert iob_stats(sentences)["mentions"] == decoded == tags.count("B-Disease") + tags.count("B-Chemical")
+    # counting in memory, on tags nobody repaired, agrees with the decoder too
+    raw = [TaggedSentence(["a", "b"], ["O", "I-Disease"]), TaggedSentence(["a", "b"], ["B-X", "I-Y"])]
+    assert iob_stats(raw)["mentions"] == 3 and iob_stats(raw)["mentions_per_type"] == {
+        "Disease": 1,
+        "X": 1,
+        "Y": 1,
+    }
+
+
+def test_predicted_tags_are_kept_as_the_model_wrote_them(tmp_path):
+    path = tmp_path / "pred.tsv"
+    path.write_text("a\tB-Disease\tO\nb\tI-Disease\tI-Disease\n\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # gold is IOB2: nothing to repair, nothing to say
+        (sentence,) = read_iob(path)
+    assert sentence.predicted == ["O", "I-Disease"]  # strict scoring must still see the model's I-
+
+
+def test_prediction_file_with_documents_reads_back(tmp_path):
+    """Found by tests/test_properties.py: the -DOCSTART- line had 2 columns in a 3-column file."""
+    sentences = read_iob(FIXTURES / "docstart.tsv")
+    path = write_iob(sentences, tmp_path / "pred.tsv", predicted=[s.tags for s in sentences])
+    assert path.read_text().startswith("-DOCSTART-\tO\tO\n\n")
+    again = read_iob(path)
+    assert [(s.document, s.predicted) for s in again] == [(s.document, s.tags) for s in sentences]
+
+
+def test_write_is_atomic(tmp_path):
+    sentences = read_iob(FIXTURES / "small.tsv")
+    path = write_iob(sentences, tmp_path / "out.tsv")
+    assert path.read_text() == (FIXTURES / "small.tsv").read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.tsv"]
 
 
 def test_unknown_scheme():

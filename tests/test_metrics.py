@@ -7,6 +7,7 @@ import warnings
 import pytest
 
 from mernlib.corpus import Document, Mention
+from mernlib.errors import DocumentMismatchError
 from mernlib.metrics import (
     MEN_DOCUMENT,
     MEN_MENTION,
@@ -341,6 +342,42 @@ def test_align_errors_name_the_pmid():
         align_documents(gold, [doc("5", [], 4)])
     with pytest.raises(ValueError, match="two predicted documents.*PMID 7"):
         align_documents(gold, [doc("7", [], 0), doc("7", [], 1)])
+
+
+def test_pairs_must_carry_the_same_text():
+    gold = [Document("5", "Title.", "Abstract one.", index=0), Document("7", "Other.", "Text.", index=1)]
+    other = Document("5", "Title.", "Abstract two.", source="pred.txt", index=0)
+    with pytest.raises(DocumentMismatchError) as caught:  # paired by position: same PMIDs, same order
+        align_documents(gold, [other, gold[1]])
+    err = caught.value
+    assert isinstance(err, ValueError) and (err.path, err.index) == ("pred.txt", 0)
+    assert "PMID 5: the text differs" in err.message and "at offset 16: 'two.' where gold has 'one.'" in (
+        err.message
+    )
+    with pytest.raises(DocumentMismatchError, match="PMID 5: the text differs"):  # paired by uid
+        align_documents(gold, [other])
+    shorter = Document("7", "Other.", "", source="pred.txt", index=3)  # a prefix of the gold text
+    with pytest.raises(DocumentMismatchError, match="at offset 6: '' where gold has ' Text.'"):
+        align_documents(gold, [shorter])
+
+
+def test_a_repeated_pmid_is_paired_by_its_text():
+    """NCBI's training file holds PMID 8528200 twice, as two different abstracts."""
+    first = Document("8528200", "First.", "One.", [mention(0, 5)], index=0)
+    second = Document("8528200", "Second.", "Two.", [mention(0, 6)], index=1)
+    gold = [first, second, Document("9", "x", "y", index=2)]
+    # the second abstract alone, read back from a file of its own (index 0 there): not the first one
+    pred = [Document("8528200", "Second.", "Two.", [mention(0, 6)], source="pred.txt", index=5)]
+    pairs = align_documents(gold, pred)
+    assert [(g.uid, p is not None) for g, p in pairs] == [
+        ("8528200#0", False),
+        ("8528200#1", True),
+        ("9#2", False),
+    ]
+    assert ner_prf(gold, pred).tp == 1
+    # swapped within a file with the same PMID order: the position pairing is refused, not mis-scored
+    with pytest.raises(DocumentMismatchError, match="PMID 8528200: the text differs"):
+        align_documents(gold, [second, first, gold[2]])
 
 
 # --- analyses --------------------------------------------------------------------------------------

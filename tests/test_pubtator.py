@@ -13,6 +13,7 @@ from mernlib.pubtator import (
     parse_pubtator_with_notes,
     read_pubtator,
     read_pubtator_with_notes,
+    title_lines,
     write_pubtator,
 )
 
@@ -144,6 +145,16 @@ def assert_same(docs, again):
         (HEAD + ann(111, "CID", "D1", "D2", "D3"), 3, "relation line has 5 tab-separated columns"),
         (HEAD + "111\n", 3, "truncated annotation line: 1"),
         (HEAD + ann(111, "abc", 9, "x", "Disease", "D1"), 3, "offset 'abc' is not"),
+        (HEAD + ann(111, "\u0663", 9, "x", "Disease", "D1"), 3, "not a non-negative integer"),  # Arabic 3
+        (HEAD + ann(111, 0, "9" * 5000, "x", "Disease", "D1"), 3, "lies outside document 111"),
+        # a word in the offset column of a 4-column line is a damaged mention, not a relation of type "O"
+        (HEAD + ann(111, "O", 0, 6), 3, "column 2 is 'O': not a start offset"),
+        (HEAD + ann(111, "Disease", 0, 6), 3, "not a relation type (CID)"),
+        (HEAD + ann(111, "CID", "", "D2"), 3, "CID relation line with an empty argument"),
+        # a byte-order mark that is not at the start of the file (two files joined) is named, not shown
+        (HEAD + "\n\ufeff" + HEAD, 4, "a byte-order mark (U+FEFF, invisible) before the PMID"),
+        (HEAD + "\ufeff" + ann(111, 0, 6, "Ocular", "Disease", "D1"), 3, "byte-order mark"),
+        (HEAD + "1\x0011\t0\t6\tOcular\tDisease\tD1\n", 3, "holds a control character"),
     ],
 )
 def test_errors_name_file_and_line(text, line, message):
@@ -161,6 +172,47 @@ def test_read_error_names_the_file(tmp_path):
     with pytest.raises(DataFormatError) as caught:
         read_pubtator(path)
     assert caught.value.path == str(path) and caught.value.line == 3
+
+
+def test_read_accepts_a_leading_bom_and_names_other_problems(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.lstrip("\n").encode())
+    with_bom = read_pubtator(path)
+    assert [d.pmid for d in with_bom] == ["111", "111"]
+    assert format_pubtator(with_bom) == format_pubtator(parse(GOOD))
+    assert [d.pmid for d in parse("\ufeff" + HEAD)] == ["111"]  # also when parsing text
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes(HEAD.encode() + "111\t0\t6\tOcular\tDisease\tD1 caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(DataFormatError, match=r"latin1\.txt:3: not UTF-8: byte\(s\) e9 at column 30"):
+        read_pubtator(latin)
+    with pytest.raises(DataFormatError, match="is a directory"):
+        read_pubtator(tmp_path)
+
+
+def test_title_lines_name_where_each_document_starts():
+    assert title_lines(GOOD) == [2, 9]
+    assert title_lines("\ufeff" + HEAD) == [1]
+
+
+def test_writer_refuses_what_the_reader_would_reject():
+    for change, message in [
+        (lambda d: setattr(d, "pmid", "1|2"), "PMID '1|2'"),
+        (lambda d: setattr(d, "pmid", ""), "PMID ''"),
+        (lambda d: setattr(d.mentions[0], "end", 999), "does not fit its text"),
+        (lambda d: setattr(d.mentions[1], "type", " "), "empty type"),
+        (lambda d: setattr(d.relations[0], "type", "O"), "relation type 'O'"),
+    ]:
+        docs = parse(GOOD)
+        change(docs[0])
+        with pytest.raises(ValueError, match=message):
+            format_pubtator(docs)
+
+
+def test_write_is_atomic_and_unchanged(tmp_path):
+    docs = parse(GOOD)
+    path = write_pubtator(docs, tmp_path / "out.txt")
+    assert path.read_bytes() == format_pubtator(docs).encode("utf-8")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary file left
 
 
 def test_writer_refuses_fields_that_break_the_format():

@@ -371,6 +371,26 @@ def test_damaged_cache_entry_is_fetched_again(server, clean_env):
         locate(make_dataset(), "plain", mirror=server.url, download=False)
 
 
+def test_damaged_cache_entry_that_cannot_be_fetched_again_says_so_first(server, clean_env):
+    """Not just "could not download": the user must learn that the copy they have failed its checksum."""
+    cached = clean_env / "cache" / "toy-corpus" / "v1" / "plain.tsv"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"truncated")
+    gone = make_dataset(
+        plain=FileSpec("plain.tsv", sha(PLAIN), url="https://corpora.example.org/files/gone.tsv")
+    )
+    with pytest.raises(ChecksumError) as err:
+        locate(gone, "plain", mirror=server.url)
+    first, *rest = str(err.value).splitlines()
+    assert (
+        f"the cached copy {cached} of plain.tsv (plain) failed its checksum (sha256 {sha(b'truncated')}"
+        in first
+    )
+    assert "fetching a fresh copy failed too" in first
+    assert any("could not download plain.tsv" in line and "HTTP 404" in line for line in rest)
+    assert cached.read_bytes() == b"truncated"  # nothing replaced by a failed download
+
+
 def test_split_none_reports_every_missing_file():
     with pytest.raises(DataNotFoundError) as err:
         locate(make_dataset(), download=False)

@@ -11,6 +11,7 @@ from mernlib.tags import (
     decode_mentions,
     ner_tags,
     overlapping_mentions,
+    repair_tags,
     sentence_mentions,
     spans_to_mentions,
     spans_to_tags,
@@ -74,6 +75,26 @@ def test_spans_to_tags_rejects_bad_spans():
 )
 def test_ill_formed_sequences_follow_conlleval(tags, scheme, spans):
     assert tags_to_spans(tags, scheme) == spans
+    # repair_tags writes conlleval's reading out; the default decoder finds the same mentions after it
+    repaired, _ = repair_tags(tags, scheme)
+    assert tags_to_spans(repaired, scheme) == spans
+    if scheme == "BIO":  # and for BIO even the strict decoder does
+        assert tags_to_spans(repaired, scheme, strict=True) == spans
+
+
+@pytest.mark.parametrize(
+    "tags, scheme, repaired, changed",
+    [
+        (["O", "I-X", "I-X"], "BIO", ["O", "B-X", "I-X"], [1]),  # I-X after O
+        (["B-Y", "I-X", "O"], "BIO", ["B-Y", "B-X", "O"], [1]),  # I-X after B-Y
+        (["I-X"], "BIO", ["B-X"], [0]),  # first in its sentence
+        (["I", "I"], "BIO", ["B", "I"], [0]),  # untyped tags stay untyped
+        (["B-X", "I-X", "B-X"], "BIO", ["B-X", "I-X", "B-X"], []),  # IOB2 already: nothing to do
+        (["O", "E-X", "S-X", "I-X", "E-X"], "IOBES", ["O", "S-X", "S-X", "B-X", "E-X"], [1, 3]),
+    ],
+)
+def test_repair_tags(tags, scheme, repaired, changed):
+    assert repair_tags(tags, scheme) == (repaired, changed)
 
 
 @pytest.mark.parametrize(

@@ -209,8 +209,7 @@ def train_model(
 
     c = model.config
     optimizer = make_optimizer(model, c, {"encoder.": c.lr}, lr=c.head_lr or c.lr)
-    model.loss_meter.clear()
-    model._entity_cache.clear()
+    model.epoch_loss_parts()  # start the count of loss parts afresh
     result = fit(
         model,
         model.train_data(sentences),
