@@ -1,0 +1,46 @@
+"""Every committed prediction file re-scores to the numbers stored beside it (needs the real corpora)."""
+
+import pytest
+
+from mernlib.data import corpus_files
+from mernlib.experiments import e2emern, mtl
+from mernlib.metrics import evaluate_documents, men_document_prf, men_mention_prf
+from mernlib.paths import REPO_ROOT
+from mernlib.pubtator import read_pubtator
+from mernlib.results import load_results
+
+RESULTS = REPO_ROOT / "results"
+
+
+def _runs(experiment, stored_runs=None):
+    for path in sorted((RESULTS / experiment).glob("*.json")):
+        result = load_results(path)
+        runs = stored_runs(result) if stored_runs else result["runs"].values()
+        for run in runs:
+            yield pytest.param(
+                path.stem, run, id=f"{path.stem}:{run.get('variant', run.get('row'))}:{run['seed']}"
+            )
+
+
+@pytest.mark.parametrize("corpus, run", list(_runs("mtl")))
+def test_mtl_outputs_rescore(real_corpora, corpus, run):
+    gold = read_pubtator(corpus_files(corpus, real_corpora, ("test",))["test"])
+    pred = read_pubtator(REPO_ROOT / run["predictions"]["combined"])
+    stored = run["test"]["standard_protocol"]
+    again = evaluate_documents(gold, pred)["protocols"]
+    assert again["ner-mention-strict"] == stored["ner-mention-strict"]
+    types = None if run["men_types"] == "all" else set(run["men_types"])
+    assert men_mention_prf(gold, pred, types=types).as_dict()["f1"] == stored["men-mention"]["f1"]
+    assert men_document_prf(gold, pred, types=types).as_dict()["f1"] == stored["men-document"]["f1"]
+
+
+@pytest.mark.parametrize("corpus, run", list(_runs("e2emern", e2emern.stored_runs)))
+def test_e2emern_outputs_rescore(real_corpora, corpus, run):
+    gold = read_pubtator(corpus_files(corpus, real_corpora, ("test",))["test"])
+    pred = read_pubtator(REPO_ROOT / run["standard_protocol"]["predictions"])
+    assert evaluate_documents(gold, pred)["protocols"] == run["standard_protocol"]["test"]["protocols"]
+
+
+def test_there_are_stored_runs():
+    assert list(_runs("mtl")) and list(_runs("e2emern", e2emern.stored_runs))
+    assert mtl.VARIANTS
