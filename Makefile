@@ -13,10 +13,10 @@ CORPUS ?= sample
 SEED   ?= 13
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test reproduce lab lint format strip clean
+.PHONY: help install run test reproduce lab lint format strip install-cells clean
 
 help: ## list the targets
-	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ format: $(STAMP) ## ruff format the code
 
 strip: $(STAMP) ## remove outputs and execution counts from the notebooks
 	$(VPY) -m mernlib strip notebooks/*.ipynb
+
+install-cells: $(STAMP) ## write pyproject.toml's repository URL into every notebook's first (install) cell
+	$(VPY) -c "from mernlib.runner import write_install_cells; print(*write_install_cells(), sep='\n')"
 
 clean: ## remove runs/ and caches (keeps .venv)
 	rm -rf runs .pytest_cache .ruff_cache

@@ -325,6 +325,62 @@ def _point_latest(run_dir: Path) -> None:
         shutil.copytree(run_dir, latest)
 
 
+# --------------------------------------------------------------------------------------------------
+# The notebooks' first cell: install on Colab, charts everywhere
+# --------------------------------------------------------------------------------------------------
+
+COLAB_KIT = "/content/mernlib-kit"
+"""Where the first cell clones the kit on Colab."""
+
+_INSTALL_CELL = """\
+# Colab only: clone the kit (its sample data and stored results come with it) and install it. Elsewhere
+# (make, Binder) it is installed already and this cell only sets up the charts. `make install-cells`
+# writes pyproject.toml's [project.urls] Repository here.
+import os, sys
+repository, checkout = "{url}", "{kit}"
+if os.path.isdir("/content") and not os.path.isdir(checkout):
+    !git clone -q --depth 1 {{repository}} {{checkout}} && pip install -q -e {{checkout}}
+if os.path.isdir(checkout) and checkout not in sys.path:
+    sys.path.insert(0, checkout)  # importable now; after a restart, through the editable install
+import mernlib.viz  # charts are pictures drawn in Python: they show offline, in exported HTML, anywhere"""
+
+
+def install_cell(url: str) -> str:
+    """The source of every notebook's first code cell, for the kit's repository ``url``.
+
+    On Colab it clones the repository (not ``pip install git+...``): a checkout carries ``results/`` (the
+    stored full-scale runs notebooks 03 to 06 read) and ``data/sample``, and an editable install keeps
+    ``mernlib.report.REPO_ROOT`` pointing at it. Everywhere it imports :mod:`mernlib.viz`, which sets up
+    the charts (:func:`mernlib.viz.use_offline_charts`).
+    """
+    return _INSTALL_CELL.format(url=url, kit=COLAB_KIT)
+
+
+def repository_url(pyproject: Path = REPO_ROOT / "pyproject.toml") -> str:
+    """The kit's repository, ``[project.urls] Repository`` of ``pyproject.toml``: the one place it is set."""
+    import tomllib  # Python 3.11+; only maintainers call this
+
+    return tomllib.loads(Path(pyproject).read_text(encoding="utf-8"))["project"]["urls"]["Repository"]
+
+
+def write_install_cells(url: str | None = None, notebooks: list[Path] | None = None) -> list[Path]:
+    """Make the first code cell of each notebook :func:`install_cell` (``url``: :func:`repository_url`);
+    returns the notebooks that changed. Run by ``make install-cells`` after the URL changed."""
+    import nbformat
+
+    url = url or repository_url()
+    changed = []
+    for path in notebooks if notebooks is not None else discover_notebooks():
+        nb = nbformat.read(str(path), as_version=4)
+        first = next(c for c in nb.cells if c.cell_type == "code")
+        if first.source != install_cell(url):
+            first.source = install_cell(url)
+            text = nbformat.writes(nb)
+            Path(path).write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
+            changed.append(Path(path))
+    return changed
+
+
 def strip_outputs(path: Path) -> bool:
     """Remove outputs, execution counts and widget state from a notebook; True if it changed.
 

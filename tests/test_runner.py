@@ -4,7 +4,7 @@ import json
 
 import nbformat
 
-from mernlib.runner import export_html, run_all, strip_outputs
+from mernlib.runner import export_html, install_cell, run_all, strip_outputs, write_install_cells
 
 
 def _notebook(path, cells):
@@ -62,6 +62,18 @@ def test_export_html_draws_equations_without_mathjax(tmp_path):
     page = export_html(path).read_text()
     assert page.count("<math") == 2 and "\\circ" not in page and "$$" not in page
     assert "mathjax" not in page.lower()
+
+
+def test_install_cells_follow_the_repository(tmp_path):
+    path = _notebook(tmp_path / "00_x.ipynb", ["print(1)"])
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell("! [ -e /content ] && pip install mernlib"))
+    nbformat.write(nb, str(path))
+    url = "https://github.com/some-org/mernlib"
+    assert write_install_cells(url, [path]) == [path]
+    first = nbformat.read(str(path), as_version=4).cells[0].source
+    assert first == install_cell(url) and f'"{url}"' in first and "import mernlib.viz" in first
+    assert write_install_cells(url, [path]) == []
 
 
 def test_strip_outputs_keeps_the_parameters_tag(tmp_path):
