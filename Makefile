@@ -11,12 +11,17 @@ STAMP  := $(VENV)/.installed
 SCALE  ?= quick
 CORPUS ?= sample
 SEED   ?= 13
+# make lab RUN=latest (or RUN=<a folder of runs/>) opens a run's executed notebooks instead of notebooks/.
+RUN    ?=
+LAB_DIR := $(if $(RUN),runs/$(RUN),notebooks)
+# Containers often run as root; Jupyter refuses to start as root unless told that it is meant.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test reproduce lab lint format strip clean
+.PHONY: help install run test reproduce lab lint format strip install-cells clean
 
 help: ## list the targets
-	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +35,7 @@ $(STAMP): pyproject.toml | $(VPY)
 install: $(STAMP) ## create or reuse .venv and install mernlib with its dependencies
 
 run: $(STAMP) ## execute every notebook on the bundled sample with papermill; report in runs/latest/
-	$(VPY) -m mernlib run --scale $(SCALE) --corpus $(CORPUS) --seed $(SEED)
+	@$(VPY) -m mernlib run --scale $(SCALE) --corpus $(CORPUS) --seed $(SEED)
 
 test: $(STAMP) ## the whole test suite (unit tests + papermill smoke run of every notebook); CI runs this
 	$(VPY) -m pytest -q
@@ -38,8 +43,9 @@ test: $(STAMP) ## the whole test suite (unit tests + papermill smoke run of ever
 reproduce: $(STAMP) ## full-scale runs on the real corpora (needs MERNLIB_DATA); writes results/
 	$(VPY) -m mernlib reproduce all
 
-lab: $(STAMP) ## open JupyterLab on notebooks/
-	$(VENV)/bin/jupyter lab notebooks/
+lab: $(STAMP) ## open JupyterLab on notebooks/; RUN=latest opens the last run's executed notebooks
+	@test -d "$(LAB_DIR)" || { echo "no $(LAB_DIR): 'make run' makes runs/latest" >&2; exit 2; }
+	$(VENV)/bin/jupyter lab $(ALLOW_ROOT) "$(LAB_DIR)"
 
 lint: $(STAMP) ## ruff check and format check
 	$(VENV)/bin/ruff check mernlib tests benchmarks
@@ -50,6 +56,9 @@ format: $(STAMP) ## ruff format the code
 
 strip: $(STAMP) ## remove outputs and execution counts from the notebooks
 	$(VPY) -m mernlib strip notebooks/*.ipynb
+
+install-cells: $(STAMP) ## write pyproject.toml's repository URL into every notebook's first (install) cell
+	$(VPY) -c "from mernlib.runner import write_install_cells; print(*write_install_cells(), sep='\n')"
 
 clean: ## remove runs/ and caches (keeps .venv)
 	rm -rf runs .pytest_cache .ruff_cache

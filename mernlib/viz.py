@@ -7,11 +7,23 @@
   one column per corpus) as a pandas DataFrame.
 * :func:`highlight_html`: one document as HTML, each mention a colored ``<mark>`` with its concept ID.
 * :func:`document_browser`: an ipywidgets browser over documents (interactive sessions only).
+
+**How charts are displayed.** Importing this module makes every Altair chart display as a picture drawn in
+Python (:func:`use_offline_charts`): an SVG, plus a PNG copy, made by ``vl-convert-python`` (which carries
+Vega itself). Nothing is fetched from the internet and no JavaScript runs, so a chart draws the same in
+JupyterLab, in exported HTML, on Binder and on Colab, with or without a network. Altair's own renderers all
+need JavaScript from somewhere: ``"default"`` loads Vega from a CDN (offline, and in a notebook exported to
+HTML and opened without a network, only "Error loading script" shows); ``"mimetype"`` relies on JupyterLab's
+built-in Vega renderer, which handles Vega-Lite 3 to 5 but not the 6 that Altair 6 writes; the ``"jupyter"``
+widget needs a live kernel. The price is interactivity (tooltips, zoom); in a live session with a network,
+``alt.renderers.enable("default")`` brings it back for the rest of the session.
 """
 
 from __future__ import annotations
 
 import html
+import re
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -32,6 +44,66 @@ TYPE_COLORS = {
 }
 """Background colors of mention types in :func:`highlight_html` (others get :data:`_EXTRA_COLORS`)."""
 _EXTRA_COLORS = ("#e6f5c9", "#fff2ae", "#f1e2cc", "#d9d9d9", "#c6dbef", "#fcbba1")
+
+
+# --------------------------------------------------------------------------------------------------
+# How charts are displayed
+# --------------------------------------------------------------------------------------------------
+
+RENDERER = "mernlib-offline"
+"""The name of :func:`chart_mimebundle` in Altair's renderer registry (``alt.renderers``)."""
+PNG_SCALE = 2
+"""The PNG copy is drawn at twice the SVG's size and shown at the SVG's size: sharp on high-DPI screens."""
+
+
+def chart_mimebundle(spec: dict, **metadata) -> tuple[dict, dict]:
+    """An Altair renderer: the chart ``spec`` (a Vega-Lite dict) as ``image/svg+xml`` and ``image/png``.
+
+    Both are drawn in Python by ``vl-convert-python``, so displaying a chart needs neither JavaScript nor a
+    network. Each frontend picks what it can show: nbconvert's HTML, Colab and a trusted JupyterLab
+    notebook the SVG (sharp, text selectable); JupyterLab shows an *untrusted* notebook's SVG not at all (an
+    executed notebook from ``runs/`` opened later is untrusted until you trust it) and falls back to the
+    PNG, as do PDF exports. Renderer options (``alt.renderers.enable(..., **options)``) are ignored.
+    """
+    try:
+        import vl_convert as vlc  # noqa: F401  (the import is the check)
+    except ImportError:
+        warnings.warn(
+            "charts need vl-convert-python (a dependency of mernlib: pip install vl-convert-python); "
+            "falling back to Altair's default renderer, which loads Vega from the internet",
+            stacklevel=2,
+        )
+        return alt.renderers.get_renderer("default")(spec, **metadata), {}
+    from altair.utils.mimebundle import spec_to_mimebundle
+
+    # Altair's own SVG path: it hands vl-convert the Vega-Lite version Altair writes, and its locale.
+    svg = spec_to_mimebundle(spec, format="svg", mode="vega-lite")["image/svg+xml"]
+    png = vlc.svg_to_png(svg, scale=PNG_SCALE)
+    size = _svg_size(svg)
+    return {"image/svg+xml": svg, "image/png": png}, ({"image/png": size} if size else {})
+
+
+def _svg_size(svg: str) -> dict[str, int]:
+    match = re.search(r'<svg[^>]*\swidth="([\d.]+)"[^>]*\sheight="([\d.]+)"', svg[:1000])
+    if not match:
+        return {}
+    return {"width": round(float(match.group(1))), "height": round(float(match.group(2)))}
+
+
+def use_offline_charts() -> None:
+    """Display every Altair chart as an SVG/PNG picture drawn in Python (:func:`chart_mimebundle`).
+
+    Called when :mod:`mernlib.viz` is imported, so a notebook's ``import mernlib.viz`` is the one line that
+    sets it; it replaces only Altair's ``"default"`` renderer: a renderer chosen explicitly before stays.
+    Call it again after ``alt.renderers.enable(...)`` to come back to offline charts.
+    """
+    if RENDERER not in alt.renderers.names():
+        alt.renderers.register(RENDERER, chart_mimebundle)
+    alt.renderers.enable(RENDERER)
+
+
+if alt.renderers.active == "default":
+    use_offline_charts()
 
 
 # --------------------------------------------------------------------------------------------------

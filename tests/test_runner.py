@@ -4,7 +4,7 @@ import json
 
 import nbformat
 
-from mernlib.runner import run_all, strip_outputs
+from mernlib.runner import export_html, install_cell, run_all, strip_outputs, write_install_cells
 
 
 def _notebook(path, cells):
@@ -19,7 +19,7 @@ def _notebook(path, cells):
     return path
 
 
-def test_report_and_failure_naming(tmp_path):
+def test_report_and_failure_naming(tmp_path, capfd):
     good = _notebook(
         tmp_path / "00_good.ipynb",
         [
@@ -40,6 +40,40 @@ def test_report_and_failure_naming(tmp_path):
     assert json.loads((run_dir / "run.json").read_text())["notebooks"][1]["status"] == "failed"
     # The executed failing notebook is kept, with papermill's error marker, as the artifact to read.
     assert "papermill-error-cell-tag" in (run_dir / "01_bad.ipynb").read_text()
+    # Both are also HTML; the report says what to open and that sample numbers are no result.
+    assert (run_dir / "00_good.html").is_file() and (run_dir / "01_bad.html").is_file()
+    assert "[as HTML](00_good.html)" in report and "make lab RUN=latest" in report
+    assert "say nothing about the papers" in report
+    # The terminal gets the progress and nothing from the kernels (ipykernel's warning about unencrypted
+    # TCP, the KeyboardInterrupt of jupyter_client's interrupt-before-shutdown).
+    err = capfd.readouterr().err
+    assert "without encryption" not in err and "KeyboardInterrupt" not in err, err
+
+
+def test_export_html_draws_equations_without_mathjax(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(
+            "Feedback: $v \\circ (v + yU)$, and\n\n$$L = L_{low} + \\lambda L_{mid}$$"
+        )
+    ]
+    path = tmp_path / "00_math.ipynb"
+    nbformat.write(nb, str(path))
+    page = export_html(path).read_text()
+    assert page.count("<math") == 2 and "\\circ" not in page and "$$" not in page
+    assert "mathjax" not in page.lower()
+
+
+def test_install_cells_follow_the_repository(tmp_path):
+    path = _notebook(tmp_path / "00_x.ipynb", ["print(1)"])
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell("! [ -e /content ] && pip install mernlib"))
+    nbformat.write(nb, str(path))
+    url = "https://github.com/some-org/mernlib"
+    assert write_install_cells(url, [path]) == [path]
+    first = nbformat.read(str(path), as_version=4).cells[0].source
+    assert first == install_cell(url) and f'"{url}"' in first and "import mernlib.viz" in first
+    assert write_install_cells(url, [path]) == []
 
 
 def test_strip_outputs_keeps_the_parameters_tag(tmp_path):

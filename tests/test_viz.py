@@ -2,17 +2,20 @@
 
 import json
 
+import altair as alt
 import pytest
 
 from mernlib.corpus import Document, Mention, corpus_stats
 from mernlib.sample import build_sample, entity_base
 from mernlib.viz import (
+    RENDERER,
     concept_name,
     document_browser,
     highlight_html,
     mention_length_chart,
     stats_table,
     top_concepts_chart,
+    use_offline_charts,
 )
 
 
@@ -139,3 +142,23 @@ def test_document_browser_updates_on_selection(sample):
     assert docs[2].pmid in view.value
     with pytest.raises(ValueError):
         document_browser([])
+
+
+def test_charts_display_as_pictures_drawn_in_python(sample):
+    """Importing mernlib.viz makes charts SVG + PNG made by vl-convert: no JavaScript, no CDN."""
+    assert alt.renderers.active == RENDERER
+    bundle, metadata = mention_length_chart(sample["train"])._repr_mimebundle_()
+    assert set(bundle) == {"image/svg+xml", "image/png"}
+    svg = bundle["image/svg+xml"]
+    assert svg.startswith("<svg") and 'class="mark-rect role-mark' in svg
+    assert bundle["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert f'width="{metadata["image/png"]["width"]}"' in svg[:300]
+
+
+def test_use_offline_charts_comes_back_after_another_renderer():
+    alt.renderers.enable("default")
+    try:
+        use_offline_charts()
+        assert alt.renderers.active == RENDERER
+    finally:
+        use_offline_charts()
