@@ -168,6 +168,6 @@ def _flatten(d: dict, prefix: str = "") -> dict:
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
+        else:  # NumPy and torch scalars become plain Python numbers (JSON, and a readable echo)
+            out[name] = value.item() if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 else value
     return out

@@ -95,7 +95,6 @@ def readme_badges(repository):
     ]
 
 
-@pytest.mark.xfail(reason="README.md is being rewritten: its badges take the lines readme_badges() prints")
 def test_readme_badges_name_the_repository(repo_root):
     readme = (repo_root / "README.md").read_text().splitlines()
     badges = [
