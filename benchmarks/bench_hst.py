@@ -22,12 +22,16 @@ import time
 
 import torch
 
-from mernlib.models.hst import HSTTagger, get_default_config, load_hst_datasets, train_multitask
+from mernlib.datasets import load_iob_datasets
+from mernlib.experiments.hst import selection_names, train_multitask
+from mernlib.models.hst import HSTTagger, get_default_config
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--datasets", nargs="+", default=["sample"], help="dataset names (default: the sample)")
+    p.add_argument(
+        "--datasets", nargs="+", default=["sample"], help="dataset names or a selection (default: the sample)"
+    )
     p.add_argument(
         "--data-dir", default=None, help="folder holding crichton-2017-ner/ (default: $MERNLIB_DATA)"
     )
@@ -39,14 +43,16 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    datasets = load_hst_datasets(
-        args.datasets,
+    names = selection_names(args.datasets[0]) if len(args.datasets) == 1 else args.datasets
+    selection = load_iob_datasets(
+        names,
         data_dir=args.data_dir,
-        scale="full",
-        max_train_sentences=args.train,
-        max_eval_sentences=args.eval,
+        caps={"train": args.train, "devel": args.eval, "test": args.eval},
         seed=13,
     )
+    for s in selection.skipped:
+        print(f"skipped {s['dataset']}: {s['reason'].splitlines()[0]}")
+    datasets = selection.datasets
     config = get_default_config(
         epochs=1,
         select_on_dev=False,

@@ -442,15 +442,31 @@ def load_heads(model: nn.Module, directory: str | os.PathLike, map_location="cpu
     return model.to(map_location).eval()
 
 
-def encoder_for(config, encoder: WordEncoder | None = None) -> WordEncoder:
-    """The encoder a model is built on: ``encoder`` if given, else the one ``config.encoder`` names.
+def encoder_for(config, encoder: WordEncoder | None = None, *, record: bool = True) -> WordEncoder:
+    """The encoder a model is built on: ``encoder`` if given, else the one ``config.encoder`` names, built
+    with ``config.max_length`` and ``config.stride``.
 
-    A given encoder decides the windowing, and ``config.max_length`` / ``config.stride`` are set to match,
-    so that save and load rebuild the same encoder.
+    A given encoder brings its own windowing (``max_length``, ``stride``), while save/load rebuild the
+    encoder from the config's, so the two must agree. ``record`` says who makes them agree:
+
+    * ``record=True`` (the default; E2EMERN's call): this function **writes** the encoder's windowing into
+      ``config.max_length`` and ``config.stride`` -- the object passed is changed, so pass the model's
+      own copy of the config;
+    * ``record=False``: ``config`` is left alone and a disagreement raises ``ValueError`` naming both
+      windowings; the caller records what it uses first (HST:
+      ``dataclasses.replace(config, max_length=encoder.aligner.max_length, stride=encoder.aligner.stride)``).
     """
     if encoder is None:
         transformer, tokenizer = load_encoder(config.encoder)
         return WordEncoder(transformer, tokenizer, config.max_length, config.stride)
-    config.max_length = encoder.aligner.max_length
-    config.stride = encoder.aligner.stride
+    used = (encoder.aligner.max_length, encoder.aligner.stride)
+    if record:
+        config.max_length, config.stride = used
+    elif (config.max_length, config.stride) != used:
+        raise ValueError(
+            f"the given encoder windows {used[0]} pieces with stride {used[1]}, but the config says "
+            f"max_length={config.max_length}, stride={config.stride}: record the encoder's windowing in "
+            "the config (dataclasses.replace(config, max_length=..., stride=...)) so that save/load rebuild "
+            "the same encoder"
+        )
     return encoder

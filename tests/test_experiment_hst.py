@@ -1,180 +1,278 @@
-"""``python -m mernlib reproduce hst``: results structure, re-scorable predictions, provenance, skipped
-datasets -- on the bundled sample IOB datasets with a tiny encoder (seconds, no real corpora needed)."""
+"""``python -m mernlib reproduce hst`` on the experiment contract: runs stored with their keys, predictions
+that re-score to the stored numbers (strict and lenient), the table, skipped datasets, the CLI -- on the
+bundled sample IOB datasets with a tiny encoder saved as a local folder (seconds, no real corpora) -- and
+the committed results/hst/reduced.json (the layout before the contract) read and printed."""
 
 import csv
 import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
 
+from mernlib import cli
 from mernlib.encoders import load_encoder, tiny_random_encoder
+from mernlib.experiments import SCALES
 from mernlib.experiments import hst as experiment
-from mernlib.models.hst import VARIANTS, get_default_config
+from mernlib.results import run_key
 from mernlib.sample import IOB_DATASETS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-def tiny_encoder_fn():
-    tokenizer = load_encoder()[1]
-    return lambda: tiny_random_encoder(tokenizer)
+TINY = dict(lr=3e-3, head_lr=3e-3, batch_size=8, dropout=0.0, max_length=64)
+"""HSTConfig overrides for the tiny random encoder (its windows are 64 pieces)."""
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One tiny run on three sample datasets plus one absent registry dataset (BC4CHEMD)."""
+def tiny_encoder_dir(tmp_path_factory):
+    """A tiny random BERT written as a local encoder folder: ``encoder=<folder>`` names it, like any
+    BioBERT or XLNet folder would be named."""
+    folder = tmp_path_factory.mktemp("encoders") / "tiny-bert"
+    encoder = tiny_random_encoder(load_encoder()[1])
+    encoder.transformer.save_pretrained(folder)
+    encoder.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_encoder_dir):
+    """A quick reproduction of every variant on the five sample datasets, seed 5, one epoch."""
     out = tmp_path_factory.mktemp("results")
-    config = get_default_config(lr=3e-3, head_lr=3e-3, batch_size=8, dropout=0.0)
-    corpora = ["sample-chem", "sample-disease-a", "sample-disease-b", "BC4CHEMD"]
-    caps = {"train": 24, "devel": 12, "test": 16, "epochs": 1, "fine_tune_epochs": 1}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MERNLIB_OFFLINE", "1")
-        mp.setenv("MERNLIB_DATA", str(out / "no-corpora-here"))
-        mp.setenv("MERNLIB_CACHE", str(out / "no-cache-here"))
-        written = experiment.reproduce(
-            corpora,
-            seed=5,
-            results_dir=out,
-            scale="tiny",
-            config=config,
-            encoder_fn=tiny_encoder_fn(),
-            caps=caps,
-            progress=False,
-            encoder_label="tiny BERT (test)",
-            command="pytest",
-        )
+    written = experiment.reproduce(
+        "sample",
+        seed=5,
+        scale="quick",
+        epochs=1,
+        results_dir=out,
+        progress=False,
+        encoder=str(tiny_encoder_dir),
+        **TINY,
+    )
     return out, written, json.loads(written[0].read_text())
 
 
 def test_writes_json_and_csv(run):
-    out, written, _ = run
-    assert [p.name for p in written] == ["tiny.json", "tiny.csv"]
-    assert all(p.parent == out / "hst" for p in written)
+    out, written, result = run
+    assert written == [out / "hst" / "sample.json", out / "hst" / "sample.csv"]
+    assert result["experiment"] == "hst" and result["corpus"] == "sample"
+    assert "BMC Bioinformatics 23:8" in result["paper"]
 
 
-def test_json_structure(run):
+def test_runs_are_stored_with_their_keys(run):
     _, _, result = run
-    assert result["experiment"] == "hst" and result["scale"] == "tiny" and result["complete"] is True
-    assert result["caps"] == {"train": 24, "devel": 12, "test": 16}
-    assert result["variants"] == list(VARIANTS)
-    assert set(result["datasets"]) == {"sample-chem", "sample-disease-a", "sample-disease-b"}
-    for name, entry in result["datasets"].items():
-        assert entry["entity_type"] == IOB_DATASETS[name]["entity_type"].replace("/", "-")
-        assert entry["used"]["train"] == 24 and entry["used"]["devel"] == 12 and entry["used"]["test"] == 16
-        assert entry["sizes"]["train"] >= 24
-        assert set(entry["variants"]) == set(VARIANTS)
-        for scores in entry["variants"].values():
-            assert {"precision", "recall", "f1", "tp", "fp", "fn", "predictions"} <= set(scores)
-            assert 0.0 <= scores["f1"] <= 1.0
-        deltas = entry["delta_f1_points_vs_single_task"]
-        assert set(deltas) == set(VARIANTS) - {"single-task"}
-        single = entry["variants"]["single-task"]["f1"]
-        for v, delta in deltas.items():
-            assert delta == pytest.approx(100 * (entry["variants"][v]["f1"] - single), abs=0.01)
-        assert entry["paper_delta_f1_points_hierarchical"] is None  # the paper reports no sample dataset
-    assert set(result["mean_f1"]) == set(VARIANTS)
+    runs = result["runs"]
+    assert sorted(r["variant"] for r in runs.values()) == sorted(experiment.VARIANTS)
+    for key, r in runs.items():
+        assert key == run_key(r)
+        assert (r["seed"], r["scale"], r["epochs"], r["encoder"]) == (5, "quick", 1, "tiny-bert")
+        assert r["fine_tune_epochs"] == (1 if experiment.VARIANTS[r["variant"]]["fine_tune"] else None)
+        assert r["selection"] == "sample" and r["skipped"] == []
+        assert r["caps"] == {"train": 64, "devel": 32, "test": 64}
+        assert r["config"]["seed"] == 5 and r["config"]["epochs"] == 1 and r["config"]["max_length"] == 64
+        assert r["config"]["use_type_level"] == (r["variant"] == "hierarchical")
+        assert set(r["datasets"]) == set(IOB_DATASETS) == set(r["test"])
+        for name, d in r["datasets"].items():
+            assert d["entity_type"] == IOB_DATASETS[name]["entity_type"].replace("/", "-")
+            assert d["used"] == d["sizes"] == {"train": 60, "devel": 20, "test": 20}  # under the caps
+        prov = r["provenance"]
+        for field in ("command", "seed", "scale", "encoder", "git_commit", "wall_time_s", "threads"):
+            assert field in prov, field
+        assert (prov["seed"], prov["scale"], prov["encoder"]) == (5, "quick", "tiny-bert")
+    # the multi-task variant is the first stage of multi-task+fine-tune: one fit, recorded in both
+    mt = next(r for r in runs.values() if r["variant"] == "multi-task")
+    ft = next(r for r in runs.values() if r["variant"] == "multi-task+fine-tune")
+    assert mt["history"]["multi-task"] == ft["history"]["multi-task"]
+    assert set(ft["history"]) == {"multi-task"} | {f"fine-tune:{n}" for n in IOB_DATASETS}
 
 
-def test_predictions_rescore_to_the_json_numbers(run):
+def test_strict_and_lenient_are_both_stored(run):
+    _, _, result = run
+    for r in result["runs"].values():
+        for entry in r["test"].values():
+            for kind in ("strict", "lenient"):
+                assert {"tp", "fp", "fn", "precision", "recall", "f1"} <= set(entry[kind])
+                assert 0.0 <= entry[kind]["f1"] <= 1.0
+            assert entry["best_epoch"] == 1 and entry["train_seconds"] >= 0
+        assert "strict" in r["scoring"] and "lenient" in r["scoring"]
+
+
+def test_predictions_rescore_to_the_stored_numbers(run):
     out, _, result = run
     root = out / "hst"
-    for name, entry in result["datasets"].items():
-        for variant, scores in entry["variants"].items():
-            path = root / scores["predictions"]
-            assert path == root / "tiny" / variant / f"{name}.tsv"
-            again = experiment.rescore(path)
-            for key in ("tp", "fp", "fn"):
-                assert again[key] == scores[key], (variant, name, key)
-            for key in ("precision", "recall", "f1"):
-                assert again[key] == pytest.approx(scores[key], abs=1e-6), (variant, name, key)
-            # the file holds the capped test split, three columns per token
+    for r in result["runs"].values():
+        for name, entry in r["test"].items():
+            path = root / entry["predictions"]
+            assert path == root / "sample" / f"{r['variant']}-seed5-quick-e1" / f"{name}.tsv"
+            for kind in ("strict", "lenient"):
+                assert experiment.rescore(path, strict=kind == "strict") == entry[kind], (r["variant"], name)
             lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("-DOCSTART-")]
             assert all(len(ln.split("\t")) == 3 for ln in lines)
 
 
-def test_csv_matches_json(run):
+def test_summary_and_table(run):
     out, _, result = run
-    rows = list(csv.DictReader(open(out / "hst" / "tiny.csv", encoding="utf-8")))
-    assert len(rows) == len(result["datasets"]) * len(VARIANTS)
-    for row in rows:
-        scores = result["datasets"][row["dataset"]]["variants"][row["variant"]]
-        assert float(row["f1"]) == pytest.approx(scores["f1"])
+    rows = experiment.table(result)
+    assert rows == result["summary"]
+    by = {(r["dataset"], r["variant"]): r for r in rows}
+    runs = {r["variant"]: r for r in result["runs"].values()}
+    for name in IOB_DATASETS:
+        single = runs["single-task"]["test"][name]
+        for variant, r in runs.items():
+            row = by[(name, variant)]
+            for kind in ("strict", "lenient"):
+                assert row[f"f1_{kind}"] == round(r["test"][name][kind]["f1"], 4)
+                expected = (
+                    None
+                    if variant == "single-task"
+                    else 100 * (r["test"][name][kind]["f1"] - single[kind]["f1"])
+                )
+                assert row[f"delta_{kind}"] == (
+                    None if expected is None else pytest.approx(expected, abs=0.01)
+                )
+            assert row["paper_delta"] is None  # the paper reports no sample dataset
+    assert {r["variant"] for r in rows if r["dataset"] == "mean"} == set(experiment.VARIANTS)
+    text = cli.result_table(str(out / "hst" / "sample.json"))
+    header = text.splitlines()[0]
+    assert header.index("f1_strict") < header.index("f1_lenient") < header.index("delta_strict")
+    csv_rows = list(csv.DictReader(open(out / "hst" / "sample.csv", encoding="utf-8")))
+    assert len(csv_rows) == len(rows)
 
 
-def test_provenance(run):
-    _, _, result = run
-    prov = result["provenance"]
-    for key in ("command", "seed", "scale", "encoder", "git_commit", "wall_time_s", "date", "seeds"):
-        assert key in prov, key
-    assert prov["command"] == "pytest" and prov["seed"] == 5 and prov["seeds"] == [5]
-    assert prov["scale"] == "tiny" and prov["encoder"] == "tiny BERT (test)"
-    assert result["config"]["seed"] == 5 and result["config"]["epochs"] == 1
-
-
-def test_absent_dataset_is_reported_as_skipped(run, capsys):
-    _, _, result = run
-    assert [s["dataset"] for s in result["skipped"]] == ["BC4CHEMD"]
-    reason = result["skipped"][0]["reason"]
-    assert "BC4CHEMD" in reason and "absent" in reason
-
-
-def test_only_and_unknown_variants(tmp_path):
-    with pytest.raises(ValueError, match="unknown variants"):
-        experiment.reproduce(["sample-chem"], results_dir=tmp_path, scale="tiny", only=["nope"])
-    with pytest.raises(ValueError, match="scale"):
-        experiment.reproduce(["sample-chem"], results_dir=tmp_path, scale="huge")
-
-
-def test_only_multitask_trains_stage_one_only(tmp_path):
-    config = get_default_config(lr=3e-3, head_lr=3e-3, batch_size=8, dropout=0.0)
-    caps = {"train": 8, "devel": 8, "test": 8, "epochs": 1, "fine_tune_epochs": 1}
+def test_only_multitask_and_a_skipped_dataset(tmp_path, tiny_encoder_dir, monkeypatch):
+    monkeypatch.setenv("MERNLIB_OFFLINE", "1")
+    monkeypatch.setenv("MERNLIB_DATA", str(tmp_path / "no-corpora-here"))
+    monkeypatch.setenv("MERNLIB_CACHE", str(tmp_path / "no-cache-here"))
     written = experiment.reproduce(
-        ["sample-chem", "sample-gene"],
-        results_dir=tmp_path,
-        scale="tiny",
+        ["sample-chem", "sample-gene", "BC4CHEMD"],
+        scale="quick",
         only=["multi-task"],
-        config=config,
-        encoder_fn=tiny_encoder_fn(),
-        caps=caps,
+        results_dir=tmp_path,
         progress=False,
+        encoder=str(tiny_encoder_dir),
+        **TINY,
     )
+    assert written[0] == tmp_path / "hst" / "sample-chem+sample-gene+BC4CHEMD.json"
     result = json.loads(written[0].read_text())
-    assert result["variants"] == ["multi-task"]
-    assert all(set(e["variants"]) == {"multi-task"} for e in result["datasets"].values())
-    assert "delta_f1_points_vs_single_task" not in result["datasets"]["sample-chem"]
-    assert result["skipped"] == []
+    (r,) = result["runs"].values()
+    assert r["variant"] == "multi-task" and set(r["test"]) == {"sample-chem", "sample-gene"}
+    assert [s["dataset"] for s in r["skipped"]] == ["BC4CHEMD"]
+    assert "absent: BC4CHEMD train" in r["skipped"][0]["reason"]
+    skipped = [row for row in result["summary"] if row["dataset"] == "BC4CHEMD"]
+    assert skipped[0]["paper_delta"] == 0.77 and skipped[0]["note"].startswith("skipped: absent")
+    assert all(row["delta_strict"] is None for row in result["summary"] if row["variant"])  # no baseline
 
 
-def test_scales_state_their_caps():
-    assert experiment.SCALES["full"]["train"] is None
-    reduced = experiment.SCALES["reduced"]
-    assert all(isinstance(reduced[k], int) for k in ("train", "devel", "test", "epochs", "fine_tune_epochs"))
-    assert {"BC5CDR-disease", "NCBI-disease"} <= set(reduced["corpora"])
+def test_unknown_variant_and_scale(tmp_path):
+    from mernlib import experiments
+
+    with pytest.raises(ValueError, match="unknown variant"):
+        experiments.reproduce("hst", ["sample"], only=["nope"], results_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown variant"):
+        experiment.reproduce("sample", scale="quick", only=["nope"], results_dir=tmp_path)
+    with pytest.raises(ValueError, match="scale"):
+        experiments.reproduce("hst", ["sample"], scale="huge", results_dir=tmp_path)
+
+
+def test_cli_reproduce_quick_on_the_sample(tmp_path, tiny_encoder_dir, monkeypatch, capsys):
+    """``python -m mernlib reproduce hst --corpus sample --scale quick --epochs 1 --results-dir <tmp>``;
+    the encoder is swapped for the tiny one (the command line names none) so that it takes seconds."""
+    scale_config = experiment.scale_config
+    monkeypatch.setattr(
+        experiment,
+        "scale_config",
+        lambda *args, **kwargs: scale_config(*args, **(kwargs | {"encoder": str(tiny_encoder_dir)} | TINY)),
+    )
+    argv = ["reproduce", "hst", "--corpus", "sample", "--scale", "quick", "--epochs", "1"]
+    assert cli.main([*argv, "--results-dir", str(tmp_path)]) == 0
+    assert f"wrote {tmp_path / 'hst' / 'sample.json'}" in capsys.readouterr().out
+    result = json.loads((tmp_path / "hst" / "sample.json").read_text())
+    assert sorted(r["variant"] for r in result["runs"].values()) == sorted(experiment.VARIANTS)
+    assert {(r["scale"], r["epochs"], r["seed"]) for r in result["runs"].values()} == {("quick", 1, 13)}
+    assert cli.main(["table", str(tmp_path / "hst" / "sample.json")]) == 0
+    assert "f1_strict" in capsys.readouterr().out
+
+
+def test_prediction_folders_never_overwrite_the_committed_ones():
+    reduced, full = SCALES["hst"]["reduced"]["epochs"], SCALES["hst"]["full"]["epochs"]
+    assert experiment.prediction_dir("paper", "hierarchical", 13, "reduced", reduced) == "paper/hierarchical"
+    assert experiment.prediction_dir("paper", "hierarchical", 13, "full", full) == "paper/hierarchical"
+    assert experiment.prediction_dir("paper", "hierarchical", 14, "reduced", reduced) == (
+        "paper/hierarchical-seed14"
+    )
+    assert (
+        experiment.prediction_dir("paper", "single-task", 13, "reduced", 1) == "paper/single-task-reduced-e1"
+    )
+    assert experiment.prediction_dir("sample", "multi-task", 13, "quick", 1) == "sample/multi-task-quick-e1"
+
+
+# -- the committed results, written before the contract ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def committed(repo_root):
+    path = repo_root / "results" / "hst" / "reduced.json"
+    return path, json.loads(path.read_text())
+
+
+def test_committed_predictions_rescore_to_the_committed_numbers(committed):
+    path, result = committed
+    for name, entry in result["datasets"].items():
+        for variant, stored in entry["variants"].items():
+            again = experiment.rescore(path.parent / stored["predictions"])
+            assert {k: again[k] for k in ("tp", "fp", "fn")} == {k: stored[k] for k in ("tp", "fp", "fn")}
+            assert again["f1"] == pytest.approx(stored["f1"], abs=1e-6), (variant, name)
+
+
+def test_committed_results_read_as_runs(committed):
+    _, result = committed
+    runs = {r["variant"]: r for r in experiment.runs_of(result)}
+    assert list(runs) == list(experiment.VARIANTS)
+    h = runs["hierarchical"]
+    assert (h["seed"], h["scale"], h["epochs"], h["fine_tune_epochs"]) == (13, "reduced", 3, 1)
+    assert h["encoder"] == "all-MiniLM-L6-v2 (default)" and h["provenance"]["git_commit"].endswith("+dirty")
+    assert (
+        h["test"]["BC2GM"]["lenient"]["f1"] == result["datasets"]["BC2GM"]["variants"]["hierarchical"]["f1"]
+    )
+    assert all("strict" not in e for r in runs.values() for e in r["test"].values())  # not recorded
+    assert runs["single-task"]["fine_tune_epochs"] is None
+    assert [s["dataset"] for s in h["skipped"]] == ["BC4CHEMD"]
+
+
+def test_committed_results_print_as_a_table(repo_root, monkeypatch, capsys):
+    monkeypatch.chdir(repo_root)
+    assert cli.main(["table", "results/hst/reduced.json"]) == 0
+    text = capsys.readouterr().out
+    header = text.splitlines()[0]
+    assert header.index("f1_strict") < header.index("f1_lenient") and "paper_delta" in header
+    rows = experiment.table(json.loads((repo_root / "results" / "hst" / "reduced.json").read_text()))
+    by = {(r["dataset"], r["variant"]): r for r in rows}
+    single = by[("BC2GM", "single-task")]
+    assert (single["f1_strict"], single["f1_lenient"]) == (0.4222, 0.3924)  # #10: up to 4 points apart
+    assert single["note"] == "strict re-scored from predictions"
+    hier = by[("BC2GM", "hierarchical")]
+    assert hier["delta_lenient"] == 8.7 and hier["paper_delta"] == 0.42  # as the file records it
+    assert by[("BC4CHEMD", None)]["paper_delta"] == 0.77
+    assert by[("mean", "hierarchical")]["f1_lenient"] == pytest.approx(0.620637, abs=1e-4)
 
 
 def test_rows_and_charts_read_the_results(run):
     from mernlib.reference import load
 
     _, _, result = run
-    rows = experiment.result_rows(result)
-    assert len(rows) == len(result["datasets"]) * len(VARIANTS)
-    assert {r["variant"] for r in rows if r["delta"] is None} == {"single-task"}
+    rows = experiment.table(result)
     reference = load("chai2022")
     spec = experiment.delta_chart(rows, reference).to_dict()
     shown = {v["dataset"] for v in spec["data"]["values"] if v["source"] == "paper"}
     assert shown == {"BC5CDR-chemical", "BC5CDR-disease", "BC2GM", "BC4CHEMD", "NCBI-disease", "LINNAEUS"}
+    ours = [v for v in spec["data"]["values"] if v["source"] == "this run"]
+    assert len(ours) == 3 * len(IOB_DATASETS)  # every variant but single-task, per dataset
     experiment.f1_chart(rows).to_dict()
-    experiment.structure_chart({n: e["entity_type"] for n, e in result["datasets"].items()}).to_dict()
-
-
-def test_comparison_has_the_results_shape():
-    from mernlib.metrics import PRF
-
-    scores = {"single-task": {"a": PRF.from_counts(5, 5, 5)}, "hierarchical": {"a": PRF.from_counts(6, 4, 4)}}
-    out = experiment.comparison(scores, {"a": "disease"}, {"delta_f1_vs_single_task": {"a": 1.5}})
-    entry = out["datasets"]["a"]
-    assert entry["delta_f1_points_vs_single_task"] == {"hierarchical": 10.0}
-    assert entry["paper_delta_f1_points_hierarchical"] == 1.5
-    assert [r["paper_delta"] for r in experiment.result_rows(out)] == [None, 1.5]
+    experiment.f1_chart(rows, f1="f1_lenient").to_dict()
+    experiment.structure_chart(
+        {n: d["entity_type"] for n, d in next(iter(result["runs"].values()))["datasets"].items()}
+    ).to_dict()
 
 
 def test_reference_data_is_the_papers():
@@ -189,6 +287,7 @@ def test_reference_data_is_the_papers():
         "NCBI-disease": 0.98,
         "linnaeus": -2.16,
     }
+    assert set(ref["delta_f1_vs_single_task"]) == set(experiment.PAPER_DATASETS)
     assert "BMC Bioinformatics 23:8" in ref["citation"]
     from mernlib import registry
 

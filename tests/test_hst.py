@@ -1,5 +1,6 @@
-"""Hierarchical shared transfer (mernlib.models.hst): tag mapping, sampler, freezing, routing, save/load,
-learning on the bundled sample IOB datasets.
+"""Hierarchical shared transfer (mernlib.models.hst, its training stages in mernlib.experiments.hst, its
+data in mernlib.datasets): tag mapping, sampler, freezing, routing, save/load, learning on the bundled
+sample IOB datasets.
 
 Speed: a tiny randomly initialised BERT (1 layer, hidden 32) with the MiniLM's tokenizer, one thread;
 the whole module trains one model for 3 epochs on 5 x 60 sentences (a few seconds).
@@ -18,31 +19,25 @@ import pytest
 import torch
 
 from mernlib.conll import read_iob
-from mernlib.encoders import load_encoder, tiny_random_encoder
-from mernlib.models.hst import (
+from mernlib.datasets import load_iob_datasets, normalize_entity_type
+from mernlib.encoders import encoder_for, load_encoder, tiny_random_encoder
+from mernlib.experiments.hst import (
     VARIANTS,
-    DatasetSkipped,
-    HSTConfig,
-    HSTTagger,
-    dataset_sampler,
     evaluate,
     fine_tune,
     fine_tune_parts,
     freeze,
-    get_default_config,
-    load_hst_datasets,
     mean_dev_f1,
-    model_parts,
-    normalize_entity_type,
-    run_variant,
+    score,
     train_multitask,
+    train_variant,
     trainable_parts,
-    type_level_tags,
-    type_tag_set,
     unfreeze,
 )
+from mernlib.models.hst import HSTConfig, HSTTagger, get_default_config, type_level_tags, type_tag_set
 from mernlib.registry import DATASETS, ENTITY_TYPE_GROUPS
 from mernlib.sample import IOB_DATASETS
+from mernlib.train import task_sampler
 
 # Measured: after 3 epochs the mean test F1 over the 5 sample datasets is ~0.72 (min ~0.5 per
 # dataset); the untrained model scores ~0.0. The thresholds leave a wide margin.
@@ -79,7 +74,7 @@ def tiny_config(**overrides) -> HSTConfig:
 
 @pytest.fixture(scope="module")
 def datasets():
-    return load_hst_datasets("sample", scale="full")
+    return load_iob_datasets("sample").datasets
 
 
 @pytest.fixture(scope="module")
@@ -149,32 +144,33 @@ def test_type_level_tags_per_dataset(datasets):
 
 
 def test_load_caps_are_seeded(datasets):
-    a = load_hst_datasets(
-        ["sample-chem", "sample-gene"], max_train_sentences=10, max_eval_sentences=5, seed=3
-    )
-    b = load_hst_datasets(
-        ["sample-chem", "sample-gene"], max_train_sentences=10, max_eval_sentences=5, seed=3
-    )
-    c = load_hst_datasets(["sample-chem"], max_train_sentences=10, seed=4)
-    assert list(a) == ["sample-chem", "sample-gene"]
-    chem = a["sample-chem"]
+    caps = {"train": 10, "devel": 5, "test": 5}
+    a = load_iob_datasets(["sample-chem", "sample-gene"], caps=caps, seed=3)
+    b = load_iob_datasets(["sample-chem", "sample-gene"], caps=caps, seed=3)
+    c = load_iob_datasets(["sample-chem"], caps={"train": 10}, seed=4)
+    assert list(a.datasets) == ["sample-chem", "sample-gene"] and a.skipped == []
+    assert a.caps == caps and c.caps == {"train": 10, "devel": None, "test": None}
+    chem = a.datasets["sample-chem"]
     assert (len(chem.train), len(chem.devel), len(chem.test)) == (10, 5, 5)
     assert chem.sizes == {"train": 60, "devel": 20, "test": 20}
-    assert [s.line for s in chem.train] == [s.line for s in b["sample-chem"].train]
-    assert [s.line for s in chem.train] != [s.line for s in c["sample-chem"].train]
+    assert chem.describe()["used"] == {"train": 10, "devel": 5, "test": 5}
+    assert [s.line for s in chem.train] == [s.line for s in b.datasets["sample-chem"].train]
+    assert [s.line for s in chem.train] != [s.line for s in c.datasets["sample-chem"].train]
     assert [s.line for s in chem.train] == sorted(s.line for s in chem.train)  # file order kept
-    assert len(datasets["sample-chem"].train) == 60  # "full": no cap
+    assert len(c.datasets["sample-chem"].test) == 20  # no cap: every sentence
+    assert len(datasets["sample-chem"].train) == 60
 
 
-def test_absent_dataset_is_skipped_with_a_message(tmp_path, monkeypatch):
+def test_absent_dataset_is_returned_as_skipped(tmp_path, monkeypatch):
     monkeypatch.setenv("MERNLIB_OFFLINE", "1")
     monkeypatch.setenv("MERNLIB_CACHE", str(tmp_path / "cache"))
-    with pytest.warns(DatasetSkipped) as caught:
-        got = load_hst_datasets(["BC4CHEMD", "JNLPBA", "sample-chem"], data_dir=tmp_path / "data")
-    assert list(got) == ["sample-chem"]
-    messages = [str(w.message) for w in caught]
-    assert any("BC4CHEMD" in m and "absent: BC4CHEMD train" in m and "get it from" in m for m in messages)
-    assert any("JNLPBA" in m and "absent: JNLPBA train" in m for m in messages)
+    got = load_iob_datasets(["BC4CHEMD", "JNLPBA", "sample-chem"], data_dir=tmp_path / "data")
+    assert list(got.datasets) == ["sample-chem"]
+    assert [s["dataset"] for s in got.skipped] == ["BC4CHEMD", "JNLPBA"]
+    chem, jnlpba = (s["reason"] for s in got.skipped)
+    assert "absent: BC4CHEMD train" in chem and "get it from" in chem
+    assert "absent: JNLPBA train" in jnlpba
+    assert got.name == "BC4CHEMD+JNLPBA+sample-chem"
 
 
 # -- sampler --------------------------------------------------------------------------------------
@@ -182,16 +178,32 @@ def test_absent_dataset_is_skipped_with_a_message(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("kind,expected", [("proportional", 0.9), ("uniform", 0.5)])
 def test_sampler_proportions(kind, expected):
-    sampler = dataset_sampler(kind)
-    left = {"big": 90, "small": 10, "done": 0}
+    """The samplers the multi-task stage uses (mernlib.train.task_sampler, named by config.task_sampler);
+    fit passes only the datasets with batches left this epoch."""
+    sampler = task_sampler(kind)
+    left = {"big": 90, "small": 10}
     rng = random.Random(0)
     counts = Counter(sampler(left, rng) for _ in range(20000))
-    assert counts["done"] == 0  # an exhausted dataset is never drawn
     assert abs(counts["big"] / 20000 - expected) < 0.015
     rng_a, rng_b = random.Random(7), random.Random(7)  # seeded: the same draws
     assert [sampler(left, rng_a) for _ in range(50)] == [sampler(left, rng_b) for _ in range(50)]
     with pytest.raises(ValueError):
-        dataset_sampler("temperature")
+        task_sampler("temperature")
+    with pytest.raises(ValueError):
+        get_default_config(task_sampler="temperature")
+
+
+def test_a_given_encoder_is_recorded_in_the_config(tokenizer, datasets):
+    """The encoder's windowing is written into the model's config (save/load rebuild it), never into the
+    caller's; encoder_for(record=False) refuses a config that disagrees with the encoder."""
+    config = tiny_config()
+    encoder = tiny_random_encoder(tokenizer, max_length=48)
+    model = HSTTagger(config, {"sample-chem": datasets["sample-chem"]}, encoder)
+    assert (model.config.max_length, model.config.stride) == (48, encoder.aligner.stride)
+    assert (config.max_length, config.stride) == (128, None)  # the caller's config is untouched
+    with pytest.raises(ValueError, match="max_length=128"):
+        encoder_for(config, encoder, record=False)
+    assert encoder_for(model.config, encoder, record=False) is encoder
 
 
 # -- heads and routing ----------------------------------------------------------------------------
@@ -269,7 +281,7 @@ def test_variants_of_the_layers_train(tokenizer, datasets, overrides):
 
 def test_freeze_unfreeze(tokenizer, datasets):
     model = HSTTagger(tiny_config(), datasets, tiny_encoder(tokenizer))
-    parts = model_parts(model)
+    parts = model.parts()
     assert set(parts) == {"encoder", "type:chemical", "type:disease", "type:gene-protein", "type:species"} | {
         f"head:{n}" for n in datasets
     }
@@ -303,7 +315,7 @@ def test_fine_tune_moves_only_unfrozen_parameters(trained, datasets):
     trainable = set(fine_tune_parts(tuned, target))
     assert set(trainable_parts(tuned)) == trainable
     params = dict(tuned.named_parameters())
-    for part, names in model_parts(tuned).items():
+    for part, names in tuned.parts().items():
         changed = [not torch.equal(params[n], before[n]) for n in names]
         if part in trainable:
             assert any(changed), part
@@ -337,6 +349,9 @@ def test_tiny_model_learns_the_sample(trained, datasets, tmp_path):
     assert prf.tp + prf.fn == sum(t.startswith("B-") for s in d.devel for t in s.tags)
     types = model.predict_types(d.devel[:2], "gene/protein")
     assert all(set(t) <= set(type_tag_set("gene-protein")) for t in types)
+    # strict and lenient F1 from one prediction; the lenient one is what evaluate (and dev selection) use
+    both = score(model, d, "devel")
+    assert both["lenient"] == prf and both["strict"] == evaluate(model, d, "devel", strict=True)
 
 
 def test_save_load_identical_predictions(trained, datasets, tmp_path):
@@ -352,13 +367,26 @@ def test_save_load_identical_predictions(trained, datasets, tmp_path):
     assert all(torch.equal(a[k], v) for k, v in loaded.state_dict().items())
 
 
-def test_run_variant_hierarchical(tokenizer, datasets):
+def test_train_variant_hierarchical(tokenizer, datasets):
     small = {
         k: dataclasses.replace(datasets[k], train=datasets[k].train[:8], test=datasets[k].test[:4])
         for k in ("sample-disease-a", "sample-disease-b")
     }
-    assert set(VARIANTS) == {"single-task", "multi-task", "multi-task+fine-tune", "hierarchical"}
-    scores = run_variant("hierarchical", small, tiny_config(epochs=1), lambda: tiny_encoder(tokenizer))
-    assert set(scores) == set(small) and all(0.0 <= s.f1 <= 1.0 for s in scores.values())
-    with pytest.raises(KeyError):
-        run_variant("nope", small)
+    assert list(VARIANTS) == ["single-task", "multi-task", "multi-task+fine-tune", "hierarchical"]
+    trained = train_variant(
+        "hierarchical",
+        small,
+        tiny_config(epochs=1),
+        new_encoder=lambda: tiny_encoder(tokenizer),
+        keep_models=True,
+    )
+    assert trained.variant == "hierarchical" and trained.config.use_type_level
+    assert set(trained.scores) == set(small)
+    for name, s in trained.scores.items():
+        assert set(s) == {"strict", "lenient"} and all(0.0 <= p.f1 <= 1.0 for p in s.values())
+        tuned = trained.models[name]
+        assert tuned.history[-1]["stage"] == f"fine-tune:{name}"
+        assert trained.fits[name] is tuned.history[-1]["result"]
+    assert trained.multitask_fit is not None and trained.multitask_fit.best_epoch == 1
+    with pytest.raises(ValueError, match="unknown variant"):
+        train_variant("nope", small)

@@ -1,371 +1,875 @@
-"""Reproduction of Chai et al. (BMC Bioinformatics 2022): hierarchical shared transfer against its baselines.
+"""Chai et al. (BMC Bioinformatics 2022): hierarchical shared transfer against its baselines, trained and
+scored the same way in notebook 06 and in ``python -m mernlib reproduce hst``.
 
-``python -m mernlib reproduce hst --scale reduced|full`` trains the four variants of
-:data:`mernlib.models.hst.VARIANTS` with the default encoder (the offline MiniLM) on every selected
-dataset and writes, under ``results/hst/``:
+The variants (:data:`VARIANTS`, in the paper's order), all built on :class:`mernlib.models.hst.HSTTagger`:
 
-* ``<scale>.json`` -- per dataset: each variant's test P/R/F1 (with counts), the change against
-  single-task in F1 points beside the change the paper reports (``mernlib/reference/chai2022.json``),
-  the split sizes before and after the caps; the scale and its caps, the model configuration, the
-  datasets skipped (absent files) with the reason, and the provenance (:func:`mernlib.report.run_record`:
-  command, seed, encoder, wall time, git commit). Written after every variant with ``"complete": false``
-  so an interrupted run leaves what it finished.
-* ``<scale>.csv`` -- the same numbers, one row per (dataset, variant).
-* ``<scale>/<variant>/<dataset>.tsv`` -- each model's test predictions, ``token<TAB>gold<TAB>predicted``
-  (:func:`mernlib.conll.write_iob`), so every number can be re-scored independently with
-  :func:`mernlib.metrics.ner_prf_from_tags` (:func:`rescore` does exactly that).
+========================  ===========================================================================
+``single-task``           one encoder-CRF per dataset, trained on that dataset alone (the paper's baseline)
+``multi-task``            one shared encoder, one CRF head per dataset, no type level, all datasets at once
+``multi-task+fine-tune``  the multi-task model, then a copy fine-tuned on each target dataset
+``hierarchical``          HST: the entity-type level, multi-task training, then fine-tuning per target
+========================  ===========================================================================
 
-Protocol. The dev split selects the best epoch (mean dev F1 over datasets in the multi-task stage, the
-target's dev F1 in fine-tuning and single-task training); the test split is predicted once, by the
-selected model. The ``multi-task`` variant *is* the stage-1 model of ``multi-task+fine-tune`` (same
-configuration, same seed), so it is trained once and scored before the fine-tuned copies are made;
-:func:`mernlib.models.hst.run_variant` would train it twice with identical results.
+The ``multi-task`` model *is* the first stage of ``multi-task+fine-tune`` (same configuration, same
+seed), so when both are asked for it is trained once and scored before the fine-tuned copies are made.
 
-Scales (:data:`SCALES`). ``full``: every sentence of every dataset of the collection (the paper's 14;
-BC4CHEMD and the JNLPBA training split are absent here and skipped), 3 multi-task epochs + 2
-fine-tuning epochs -- a GPU job. ``reduced``: a seeded random subset of each dataset's splits and fewer
-epochs, sized so that the whole comparison finishes in about an hour on one CPU core (see
-``benchmarks/bench_hst.py``), on the datasets whose change the paper reports. Numbers at ``reduced``
-are about the *methods under a small budget*, not a reproduction of the paper's absolute scores: with
-600 training sentences per dataset, sharing has more to give than with the full sets.
+The pieces (notebook 06 and :func:`reproduce` call the same ones):
+
+* data: :func:`mernlib.datasets.load_iob_datasets`; :func:`load_selection` reads a dataset selection at
+  a scale's caps. Selections: ``"paper"`` (:data:`PAPER_DATASETS`, the datasets whose change the paper
+  reports; BC4CHEMD is absent here and recorded as skipped), ``"sample"`` (the five bundled sample IOB
+  datasets), ``"crichton"`` (every dataset of the collection), an entity type, or a dataset name;
+* configuration: :func:`scale_config` (a scale of ``mernlib.experiments.SCALES["hst"]``), and for the
+  notebook's seconds-long teaching run :func:`quick_config` with :func:`quick_encoder` (a tiny random BERT);
+* training stages on :func:`mernlib.train.fit`: :func:`train_multitask` (one task per dataset, drawn
+  by :func:`mernlib.train.task_sampler`) and :func:`fine_tune` (a copy trained on one target, every
+  other part frozen: :func:`freeze`, :func:`unfreeze`, :func:`fine_tune_parts`);
+* scoring: :func:`score` (strict and lenient F1 from one prediction), :func:`rescore` (a stored file);
+* :func:`train_variants` -- train and score variants, yielding each (:class:`TrainedVariant`) as it ends;
+* :func:`reproduce`, :func:`summarize`, :func:`table` -- the experiment contract
+  (:mod:`mernlib.experiments`); charts for the notebook.
+
+**Which F1.** Every F1 here is mention-level (exact span and type) from the tags, computed two ways by
+:func:`mernlib.metrics.ner_prf_from_tags`: **strict** -- seqeval's strict IOB2 mode, where an entity must
+start with ``B-`` (a stray ``I-`` is no entity) -- is the headline; **lenient** -- conlleval's decoding
+(and seqeval's default), where a stray ``I-`` starts an entity -- is printed beside it. The two differ by
+up to 4 points on a weak model (BC2GM single-task at the reduced scale: 0.392 lenient, 0.422 strict).
+Model selection on dev (the best epoch) uses the lenient F1, as every stored run did.
+
+**Protocol.** The dev split selects the best epoch (mean dev F1 over datasets in the multi-task stage,
+the target's dev F1 in fine-tuning and single-task training); the test split is predicted once, by the
+selected model. **Scales** (``SCALES["hst"]``): ``quick`` (64/32/64 sentences per dataset, 1 + 1
+epochs), ``reduced`` (a seeded 600/300/1,000-sentence subset of each split, 3 multi-task + 1 fine-tuning
+epochs, sized to finish in about an hour on one CPU core, see ``benchmarks/bench_hst.py``), ``full``
+(every sentence, 3 + 2 epochs: a GPU job). ``--epochs N`` replaces the multi-task (and single-task)
+epochs; fine-tuning keeps the scale's. Numbers at ``reduced`` are about *the methods under a small
+budget*, not the paper's absolute scores: with 600 training sentences per dataset, sharing has more to
+give than with the full sets.
+
+**Files.** One run = one variant at one seed over every dataset of the selection, stored with
+:func:`mernlib.results.add_run` in ``<results_dir>/hst/<selection>.json`` (+ the summary as CSV):
+per dataset its strict and lenient test scores (with counts), best epoch and dev F1, training seconds
+and its predictions, ``<selection>/<variant>/<dataset>.tsv`` (``token<TAB>gold<TAB>predicted``,
+re-scorable with :func:`rescore`). Runs of another seed add ``-seed<S>`` to the folder, runs of a
+configuration that is not committed (``quick``, ``--epochs N``) add ``-<scale>-e<epochs>``
+(:func:`prediction_dir`), so they never overwrite the committed predictions.
+
+``results/hst/reduced.json`` was written before the contract (one file per scale, scores by dataset);
+:func:`runs_of` reads it as runs, copying only what it records (lenient F1 and counts): its strict F1 is
+re-scored from its stored predictions when it is printed (:func:`table`).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
-import re
+import statistics
 import time
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from ..datasets import SPLITS, IOBDataset, IOBSelection, load_iob_datasets
+from ..paths import REPO_ROOT, RESULTS_DIR
 
-from mernlib.report import run_record, write_json
+TITLE = "Hierarchical shared transfer (Chai et al., BMC Bioinformatics 2022)"
 
 PAPER_DATASETS = ("BC5CDR-chem", "BC5CDR-disease", "NCBI-disease", "BC2GM", "linnaeus", "BC4CHEMD")
-"""The datasets whose change the paper reports (BC4CHEMD is absent here: it is skipped, and says so)."""
+"""The datasets whose change the paper reports (``mernlib/reference/chai2022.json``), in the order the
+models are built; BC4CHEMD is absent from the project's data: it is skipped, and the runs say so."""
 
-SCALES: dict[str, dict] = {
-    # caps: sentences per dataset and split (None: all); epochs: multi-task / single-task stage;
-    # fine_tune_epochs: fine-tuning stage; corpora: the default dataset selection
-    "tiny": {
-        "train": 64,
-        "devel": 32,
-        "test": 64,
-        "epochs": 1,
-        "fine_tune_epochs": 1,
-        "corpora": PAPER_DATASETS,
+VARIANTS: dict[str, dict] = {
+    "single-task": {
+        "use_type_level": False,
+        "multitask": False,
+        "fine_tune": False,
+        "description": "one encoder-CRF per dataset (the paper's baseline)",
     },
-    "reduced": {
-        "train": 600,
-        "devel": 300,
-        "test": 1000,
-        "epochs": 3,
-        "fine_tune_epochs": 1,
-        "corpora": PAPER_DATASETS,
+    "multi-task": {
+        "use_type_level": False,
+        "multitask": True,
+        "fine_tune": False,
+        "description": "shared encoder, one CRF head per dataset, no type level",
     },
-    "full": {
-        "train": None,
-        "devel": None,
-        "test": None,
-        "epochs": 3,
-        "fine_tune_epochs": 2,
-        "corpora": ("crichton",),
+    "multi-task+fine-tune": {
+        "use_type_level": False,
+        "multitask": True,
+        "fine_tune": True,
+        "description": "multi-task, then a copy fine-tuned per target (no type level)",
+    },
+    "hierarchical": {
+        "use_type_level": True,
+        "multitask": True,
+        "fine_tune": True,
+        "description": "HST: type level + multi-task, then fine-tuning per target",
     },
 }
-"""``scale`` -> caps per dataset, epochs and the default datasets. A cap keeps a random subset fixed by
-the seed (and the dataset and split names), in file order."""
+"""The paper's comparison: the baseline, plain multi-task, multi-task then fine-tuning (no type level),
+and HST. The first three isolate what multi-task training, fine-tuning and the type level each add."""
 
-VARIANT_ORDER = ("single-task", "multi-task", "multi-task+fine-tune", "hierarchical")
+DEFAULT_VARIANTS = tuple(VARIANTS)
+
+README_COLUMNS = (
+    "dataset",
+    "variant",
+    "scale",
+    "epochs",
+    "fine_tune_epochs",
+    "seeds",
+    "f1_strict",
+    "f1_lenient",
+    "delta_strict",
+    "delta_lenient",
+    "paper_delta",
+    "commits",
+    "note",
+)
+"""The columns of ``results/hst/README.md``: F1 (strict headline, lenient beside), the change against
+single-task in F1 points, the paper's change for its hierarchical model."""
+
+F1_KINDS = ("strict", "lenient")
+COMMITTED_SEED = 13
 
 
-def _select_variants(only) -> list[str]:
-    from mernlib.models.hst import VARIANTS
+# --------------------------------------------------------------------------------------------------
+# Data and configuration
+# --------------------------------------------------------------------------------------------------
 
-    if not only:
-        return list(VARIANT_ORDER)
-    unknown = [v for v in only if v not in VARIANTS]
+
+def selection_names(corpus: str | Sequence[str]) -> str | list[str]:
+    """The dataset names of ``corpus``: ``"paper"`` is :data:`PAPER_DATASETS`; anything else is what
+    :func:`mernlib.datasets.expand_selection` understands."""
+    return list(PAPER_DATASETS) if corpus == "paper" else corpus
+
+
+def load_selection(
+    corpus: str | Sequence[str] = "paper",
+    *,
+    data_dir=None,
+    scale: str = "reduced",
+    seed: int = 13,
+    caps: dict | None = None,
+) -> IOBSelection:
+    """The datasets of ``corpus`` at ``scale``'s caps (or explicit ``caps``), with those skipped."""
+    from . import scale_settings
+
+    if caps is None:
+        settings = scale_settings("hst", scale)
+        caps = {s: settings[s] for s in SPLITS}
+    selection = load_iob_datasets(selection_names(corpus), data_dir=data_dir, caps=caps, seed=seed)
+    if isinstance(corpus, str):
+        selection.name = corpus
+    return selection
+
+
+def scale_config(scale: str = "reduced", *, seed: int = 13, epochs: int | None = None, **overrides):
+    """The default :class:`~mernlib.models.hst.HSTConfig` with ``scale``'s epochs (``epochs`` replaces
+    the multi-task ones), ``seed`` and ``overrides`` (HSTConfig fields)."""
+    from ..models.hst import get_default_config
+    from . import scale_settings
+
+    settings = scale_settings("hst", scale)
+    values = {
+        "seed": seed,
+        "epochs": epochs or settings["epochs"],
+        "fine_tune_epochs": settings["fine_tune_epochs"],
+    }
+    return get_default_config(**(values | overrides))
+
+
+def quick_config(seed: int = 13, **overrides):
+    """Notebook 06's teaching run: 2 multi-task epochs + 1 fine-tuning epoch at lr 3e-3 without dropout,
+    for :func:`quick_encoder`'s tiny random BERT (windows of 64 pieces): seconds on the sample, numbers
+    that show the machinery and nothing about the method."""
+    from ..models.hst import get_default_config
+
+    values = dict(
+        seed=seed,
+        epochs=2,
+        fine_tune_epochs=1,
+        progress=False,
+        lr=3e-3,  # a random tiny encoder needs a large learning rate
+        head_lr=3e-3,
+        dropout=0.0,
+        max_length=64,  # the tiny encoder's window
+    )
+    return get_default_config(**(values | overrides))
+
+
+def quick_encoder(seed: int = 13, hidden_size: int = 64, tokenizer=None) -> Callable:
+    """A factory of fresh tiny random BERTs (one layer, ``hidden_size``, weights fixed by ``seed``) over
+    the MiniLM's vocabulary (``tokenizer``: already loaded): pass it as ``new_encoder`` to
+    :func:`train_variants`."""
+    from ..encoders import load_encoder, tiny_random_encoder
+
+    tokenizer = tokenizer or load_encoder()[1]
+    return lambda: tiny_random_encoder(tokenizer, hidden_size=hidden_size, seed=seed)
+
+
+def variant_config(variant: str, config):
+    """``config`` with the variant's switches (the type level on or off)."""
+    _check_variants([variant])
+    return dataclasses.replace(config, use_type_level=VARIANTS[variant]["use_type_level"])
+
+
+def _check_variants(variants: Iterable[str]) -> list[str]:
+    variants = list(variants)
+    unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
-        raise ValueError(f"unknown variants {unknown}; choose among {list(VARIANTS)}")
-    return [v for v in VARIANT_ORDER if v in only]
+        raise ValueError(f"unknown variant(s) {unknown}; choose among {list(VARIANTS)}")
+    return [v for v in VARIANTS if v in variants]
 
 
-def load_datasets(corpora, data_dir, caps: dict, seed: int, log: Callable[[str], None] = print):
-    """``(datasets, skipped)``: the capped datasets by name, and ``[{"dataset", "reason"}]`` for every
-    requested dataset whose files are absent (each also reported through ``log``)."""
-    from mernlib.models.hst import DatasetSkipped, _cap, load_hst_datasets
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DatasetSkipped)
-        datasets = load_hst_datasets(
-            list(corpora), data_dir=data_dir, scale="full", max_train_sentences=caps["train"], seed=seed
-        )
-    skipped = []
-    for w in caught:
-        if not issubclass(w.category, DatasetSkipped):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            continue
-        text = str(w.message)
-        match = re.match(r"HST: skipping dataset (\S+?):\n(.*)", text, re.S)
-        name, reason = (match.group(1), match.group(2).strip()) if match else ("?", text)
-        skipped.append({"dataset": name, "reason": reason})
-        log(f"SKIPPED {name}: {reason}")
-    for d in datasets.values():  # evaluation caps: the same seeded subsets load_hst_datasets makes
-        d.devel = _cap(d.devel, caps["devel"], seed, f"{d.name}:devel")
-        d.test = _cap(d.test, caps["test"], seed, f"{d.name}:test")
-    return datasets, skipped
+def _as_list(datasets) -> list[IOBDataset]:
+    if isinstance(datasets, IOBDataset):
+        return [datasets]
+    if isinstance(datasets, IOBSelection):
+        return list(datasets.datasets.values())
+    if isinstance(datasets, Mapping):
+        return list(datasets.values())
+    return list(datasets)
 
 
-def rescore(path: str | Path) -> dict:
+# --------------------------------------------------------------------------------------------------
+# Training stages
+# --------------------------------------------------------------------------------------------------
+
+
+def _set_trainable(model, parts, value: bool) -> list[str]:
+    known = model.parts()
+    if parts is None or parts == "all":
+        parts = list(known)
+    elif isinstance(parts, str):
+        parts = [parts]
+    unknown = [p for p in parts if p not in known]
+    if unknown:
+        raise KeyError(f"unknown parts {unknown}; the model has {list(known)}")
+    params = dict(model.named_parameters())
+    changed = [n for p in parts for n in known[p]]
+    for n in changed:
+        params[n].requires_grad_(value)
+    return changed
+
+
+def freeze(model, parts: str | Iterable[str] | None = None) -> list[str]:
+    """Stop training ``parts`` (names of :meth:`HSTTagger.parts`; ``None``/``"all"``: everything).
+    Returns the names of the parameters frozen."""
+    return _set_trainable(model, parts, False)
+
+
+def unfreeze(model, parts: str | Iterable[str] | None = None) -> list[str]:
+    """Train ``parts`` again (``None``/``"all"``: everything). Returns the parameter names."""
+    return _set_trainable(model, parts, True)
+
+
+def trainable_parts(model) -> list[str]:
+    """Parts with at least one parameter that requires a gradient."""
+    params = dict(model.named_parameters())
+    return [p for p, names in model.parts().items() if any(params[n].requires_grad for n in names)]
+
+
+def fine_tune_parts(model, dataset, config=None) -> list[str]:
+    """What :func:`fine_tune` trains for ``dataset``: the encoder (``fine_tune_encoder``), the
+    dataset's type layer + type head (``fine_tune_type_layer``, when there is a type level) and its head."""
+    c = config or model.config
+    name = model._name(dataset)
+    parts = ["encoder"] if c.fine_tune_encoder else []
+    if c.fine_tune_type_layer and model.config.use_type_level:
+        parts.append(f"type:{model.entity_type_of[name]}")
+    return parts + [f"head:{name}"]
+
+
+def _optimizer(model, config, lr: float, head_lr: float | None):
+    """The config's optimiser: the encoder at ``lr``, every new layer at ``head_lr`` (or ``lr``)."""
+    from ..train import make_optimizer
+
+    return make_optimizer(model, config, lr_by_prefix={"encoder.": lr}, lr=head_lr or lr)
+
+
+def _train_data(model, datasets: list[IOBDataset], batch_size: int) -> dict:
+    """Task -> a function of the epoch's generator returning that dataset's shuffled batches."""
+    data = {}
+    for d in datasets:
+        encoded = model.encoder.aligner.encode([s.tokens for s in d.train])  # once, not every epoch
+
+        def epoch(generator, d=d, encoded=encoded):
+            return model.make_batches(
+                d, d.train, batch_size, shuffle=True, generator=generator, encoded=encoded
+            )
+
+        data[d.name] = epoch
+    return data
+
+
+def mean_dev_f1(model, datasets, split: str = "devel") -> float:
+    """Mean over datasets of the (lenient) mention F1 on ``split``: the multi-task stage's selection."""
+    scores = [evaluate(model, d, split).f1 for d in _as_list(datasets)]
+    return sum(scores) / len(scores)
+
+
+def train_multitask(model, datasets, config=None, **overrides):
+    """Multi-task stage: one :func:`mernlib.train.fit` task per dataset (returns its ``FitResult``).
+
+    Each step draws a dataset with :func:`mernlib.train.task_sampler` (``config.task_sampler``:
+    ``"proportional"`` to its batches left, so datasets interleave evenly over the epoch; ``"uniform"``
+    exhausts the small ones early) and takes its next batch; the loss is the dataset head's CRF loss
+    (+ the type-level loss with the type level). With ``select_on_dev`` the epoch with the best mean dev
+    F1 is kept. With a single dataset this is ordinary single-task training."""
+    from ..train import fit, task_sampler
+
+    c = dataclasses.replace(config or model.config, **overrides)
+    datasets = _as_list(datasets)
+    for d in datasets:
+        model._name(d)
+    dev = (lambda m: mean_dev_f1(m, datasets)) if c.select_on_dev else None
+    result = fit(
+        model,
+        _train_data(model, datasets, c.batch_size),
+        c,
+        dev_eval_fn=dev,
+        task_sampler=task_sampler(c.task_sampler),
+        optimizer=_optimizer(model, c, c.lr, c.head_lr),
+    )
+    model.history = getattr(model, "history", []) + [{"stage": "multitask", "result": result}]
+    return result
+
+
+def fine_tune(model, dataset: IOBDataset, config=None, **overrides):
+    """Fine-tuning stage: a *copy* of ``model`` trained on ``dataset`` alone for ``fine_tune_epochs``;
+    only :func:`fine_tune_parts` are trainable, everything else is frozen (the encoder is fine-tuned by
+    default because adapting the shared representation to the target is what the paper's second stage
+    is for). The copy is returned (its ``history[-1]["result"]`` is the ``FitResult``); ``model`` is
+    unchanged."""
+    from ..train import fit, task_sampler
+
+    c = dataclasses.replace(config or model.config, **overrides)
+    tuned = model.copy()
+    freeze(tuned)
+    unfreeze(tuned, fine_tune_parts(tuned, dataset, c))
+    dev = (lambda m: evaluate(m, dataset, "devel").f1) if c.select_on_dev else None
+    result = fit(
+        tuned,
+        _train_data(tuned, [dataset], c.batch_size),
+        c,
+        dev_eval_fn=dev,
+        task_sampler=task_sampler(c.task_sampler),
+        optimizer=_optimizer(tuned, c, c.fine_tune_lr or c.lr, c.fine_tune_head_lr or c.head_lr),
+        epochs=c.fine_tune_epochs,
+    )
+    tuned.history = list(getattr(model, "history", [])) + [
+        {"stage": f"fine-tune:{dataset.name}", "result": result}
+    ]
+    return tuned
+
+
+# --------------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------------
+
+
+def score(model, dataset: IOBDataset, split: str = "test", output: str | Path | None = None) -> dict:
+    """``{"strict": PRF, "lenient": PRF}`` of ``model``'s predictions on one split of ``dataset`` (gold =
+    the file's tags; see "Which F1" above). ``output``: also write ``token<TAB>gold<TAB>predicted``."""
+    from ..conll import write_iob
+    from ..metrics import ner_prf_from_tags
+
+    sentences = dataset.split(split)
+    predicted = model.predict(sentences, dataset.name) if sentences else []
+    if output is not None:
+        write_iob(sentences, output, predicted)
+    gold = [s.tags for s in sentences]
+    return {kind: ner_prf_from_tags(gold, predicted, strict=kind == "strict") for kind in F1_KINDS}
+
+
+def evaluate(model, dataset: IOBDataset, split: str = "test", output=None, strict: bool = False):
+    """One of :func:`score`'s two: the lenient PRF (what dev selection uses), or the strict one."""
+    return score(model, dataset, split, output)["strict" if strict else "lenient"]
+
+
+def rescore(path: str | Path, strict: bool = False) -> dict:
     """P/R/F1 (and counts) of a ``token<TAB>gold<TAB>predicted`` file, read back from disk."""
-    from mernlib.conll import read_iob
-    from mernlib.metrics import ner_prf_from_tags
+    from ..conll import read_iob
+    from ..metrics import ner_prf_from_tags
 
     sentences = read_iob(path)
     if any(s.predicted is None for s in sentences):
         raise ValueError(f"{path}: expected three columns (token, gold, predicted)")
-    return ner_prf_from_tags([s.tags for s in sentences], [s.predicted for s in sentences]).as_dict()
+    gold, predicted = [s.tags for s in sentences], [s.predicted for s in sentences]
+    return ner_prf_from_tags(gold, predicted, strict=strict).as_dict()
 
 
-def _score(prf, path: Path, root: Path, fit=None, seconds=None) -> dict:
-    row = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in prf.as_dict().items()}
-    row["predictions"] = str(path.relative_to(root))
-    if fit is not None:
-        row["best_epoch"] = fit.best_epoch
-        row["best_dev"] = None if fit.best_score is None else round(fit.best_score, 6)
-    if seconds is not None:
-        row["train_seconds"] = round(seconds, 1)
-    return row
+# --------------------------------------------------------------------------------------------------
+# Training the variants
+# --------------------------------------------------------------------------------------------------
 
 
-def reproduce(
-    corpora: Sequence[str] | None = None,
-    data_dir=None,
-    seed: int = 13,
-    results_dir=Path("results"),
-    scale: str = "reduced",
-    only: Sequence[str] | None = None,
-    *,
+@dataclass
+class TrainedVariant:
+    """One variant trained and scored on every dataset. ``scores[dataset]`` is ``{"strict": PRF,
+    "lenient": PRF}``; ``fits[dataset]`` the ``FitResult`` that selected the dataset's model (for the
+    multi-task variant, the one shared fit); ``multitask_fit`` the shared stage's (multi-task variants);
+    ``train_seconds[dataset]`` the training time of that model (the shared stage included); ``seconds``
+    the whole variant; ``models`` only with ``keep_models``."""
+
+    variant: str
+    config: object
+    scores: dict[str, dict] = field(default_factory=dict)
+    fits: dict[str, object] = field(default_factory=dict)
+    multitask_fit: object = None
+    train_seconds: dict[str, float] = field(default_factory=dict)
+    predictions: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+    models: dict[str, object] = field(default_factory=dict)
+
+    def f1(self, kind: str = "strict") -> dict[str, float]:
+        return {name: s[kind].f1 for name, s in self.scores.items()}
+
+    def mean_f1(self, kind: str = "strict") -> float:
+        values = list(self.f1(kind).values())
+        return sum(values) / len(values)
+
+
+def train_variants(
+    variants: Iterable[str],
+    datasets,
     config=None,
-    encoder_fn: Callable | None = None,
-    caps: dict | None = None,
-    threads: int | None = None,
-    progress: bool | None = None,
-    command: str | None = None,
-    encoder_label: str | None = None,
-) -> list[Path]:
-    """Train and score the four variants on ``corpora`` and write ``results_dir/hst/<scale>...``.
+    *,
+    new_encoder: Callable | None = None,
+    split: str = "test",
+    predictions: Callable[[str, str], Path | None] | None = None,
+    keep_models: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Iterator[TrainedVariant]:
+    """Train each of ``variants`` on ``datasets`` with ``config`` and score ``split``; yield each
+    :class:`TrainedVariant` as soon as it is done (so a long run can store it at once).
 
-    ``corpora``: dataset names (or the shortcuts of :func:`mernlib.models.hst.load_hst_datasets`:
-    ``"sample"``, ``"crichton"``, an entity type); default: the scale's selection (:data:`SCALES`).
-    ``only``: a subset of the variants. ``config``: an :class:`~mernlib.models.hst.HSTConfig` (default:
-    :func:`~mernlib.models.hst.get_default_config`); the scale's epochs and ``seed`` override it.
-    ``encoder_fn()``: a fresh :class:`~mernlib.encoders.WordEncoder` per model (default: the config's
-    encoder). ``caps``: override the scale's caps/epochs (keys of :data:`SCALES` entries).
-    ``encoder_label``: how the provenance names the encoder of ``encoder_fn``.
-    ``progress``: tqdm bars (default: on unless ``$TQDM_DISABLE`` is set).
-    ``threads``: ``torch.set_num_threads`` (default: ``$MERNLIB_THREADS`` if set, else torch's choice).
-    Returns the paths written (JSON, CSV; the prediction files are listed in the JSON).
+    ``new_encoder()`` gives a fresh encoder per model (default: the one ``config.encoder`` names).
+    ``predictions(variant, dataset)`` is where to write a model's predictions (``None``: nowhere).
+    Models are dropped once scored unless ``keep_models``. Order: single-task, then the shared
+    multi-task stage (scored as ``multi-task``) and its fine-tuned copies, then the hierarchical model.
     """
-    import torch
+    from tqdm.auto import tqdm
 
-    from mernlib.encoders import encoder_name
-    from mernlib.models.hst import HSTTagger, evaluate, fine_tune, get_default_config, train_multitask
-    from mernlib.reference import load as load_reference
+    from ..models.hst import HSTTagger, get_default_config
 
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {'|'.join(SCALES)}, not {scale!r}")
-    if progress is None:
-        progress = os.environ.get("TQDM_DISABLE", "").lower() not in ("1", "true", "yes")
-    started = time.time()
-    threads = threads or int(os.environ.get("MERNLIB_THREADS", "0") or 0)
-    if threads:
-        torch.set_num_threads(threads)
-    settings = {**SCALES[scale], **(caps or {})}
-    corpora = list(corpora) if corpora else list(settings["corpora"])
-    variants = _select_variants(only)
-    base = dataclasses.replace(
-        config or get_default_config(),
-        seed=seed,
-        epochs=settings["epochs"],
-        fine_tune_epochs=settings["fine_tune_epochs"],
-        progress=progress,
-    )
-    reference = load_reference("chai2022")
-    paper_delta = reference["delta_f1_vs_single_task"]
+    variants = _check_variants(variants)
+    datasets = _as_list(datasets)
+    base = config or get_default_config()
+    log = log or (lambda message: None)
 
-    root = Path(results_dir) / "hst"
-    pred_dir = root / scale
-    log = tqdm.write
+    def encoder():
+        return new_encoder() if new_encoder is not None else None
 
-    datasets, skipped = load_datasets(corpora, data_dir, settings, seed, log)
-    if not datasets:
-        raise RuntimeError(f"none of the datasets {corpora} could be read (skipped: {skipped})")
-    names = list(datasets)
-    log(
-        f"HST {scale}: {len(names)} datasets ({', '.join(names)}); variants: {', '.join(variants)}; caps "
-        f"train {settings['train']} / devel {settings['devel']} / test {settings['test']} sentences, "
-        f"{settings['epochs']} + {settings['fine_tune_epochs']} epochs"
-    )
+    def add(out: TrainedVariant, model, d: IOBDataset, fit, seconds: float):
+        path = predictions(out.variant, d.name) if predictions is not None else None
+        out.scores[d.name] = score(model, d, split, output=path)
+        out.fits[d.name], out.train_seconds[d.name] = fit, seconds
+        if path is not None:
+            out.predictions[d.name] = Path(path)
+        if keep_models:
+            out.models[d.name] = model
+        strict, lenient = out.scores[d.name]["strict"], out.scores[d.name]["lenient"]
+        log(f"  {out.variant:22s} {d.name:16s} F1 strict {strict.f1:.4f} (lenient {lenient.f1:.4f})")
 
-    def new_encoder():
-        return encoder_fn() if encoder_fn is not None else None
-
-    encoder_label = (
-        encoder_name(base.encoder) if encoder_fn is None else (encoder_label or "custom (encoder_fn)")
-    )
-    scores: dict[str, dict[str, dict]] = {v: {} for v in variants}
-    timings: dict[str, float] = {}
-
-    result = {
-        "experiment": "hst",
-        "paper": reference["citation"],
-        "scale": scale,
-        "caps": {k: settings[k] for k in ("train", "devel", "test")},
-        "epochs": {
-            "multi-task (and single-task)": settings["epochs"],
-            "fine-tune": settings["fine_tune_epochs"],
-        },
-        "variants": variants,
-        "datasets": {},
-        "skipped": skipped,
-        "complete": False,
-    }
-
-    def write_partial(done: bool = False) -> Path:
-        result["datasets"] = {}
-        for name in names:
-            d = datasets[name]
-            entry = {
-                "entity_type": d.entity_type,
-                "sizes": d.sizes,
-                "used": {s: len(d.split(s)) for s in ("train", "devel", "test")},
-                "tags": d.tags,
-                "variants": {v: scores[v][name] for v in variants if name in scores[v]},
-            }
-            single = scores.get("single-task", {}).get(name)
-            if single is not None:
-                entry["delta_f1_points_vs_single_task"] = {
-                    v: round(100 * (scores[v][name]["f1"] - single["f1"]), 2)
-                    for v in variants
-                    if v != "single-task" and name in scores[v]
-                }
-            entry["paper_delta_f1_points_hierarchical"] = paper_delta.get(name)
-            result["datasets"][name] = entry
-        result["mean_f1"] = {
-            v: round(sum(s["f1"] for s in scores[v].values()) / len(scores[v]), 6)
-            for v in variants
-            if scores[v]
-        }
-        result["variant_seconds"] = {k: round(v, 1) for k, v in timings.items()}
-        result["complete"] = done
-        result["config"] = dataclasses.asdict(base)
-        result["provenance"] = run_record(
-            command=command,
-            seed=seed,
-            scale=scale,
-            encoder=encoder_label,
-            started=started,
-            seeds=[seed],
-            threads=torch.get_num_threads(),
-        )
-        return write_json(result, root / f"{scale}.json")
-
-    def score(variant: str, model, d, fit=None, seconds=None):
-        path = pred_dir / variant / f"{d.name}.tsv"
-        prf = evaluate(model, d, "test", output=path)
-        scores[variant][d.name] = _score(prf, path, root, fit, seconds)
-        log(f"  {variant:22s} {d.name:16s} P {prf.precision:.4f} R {prf.recall:.4f} F1 {prf.f1:.4f}")
-
-    # 1. single-task: one encoder-CRF per dataset (no type level)
-    if "single-task" in variants:
-        t0 = time.time()
-        c = dataclasses.replace(base, use_type_level=False)
-        for d in tqdm(datasets.values(), desc="single-task", disable=not progress):
-            t1 = time.time()
-            model = HSTTagger(c, [d], new_encoder())
+    if "single-task" in variants:  # one encoder-CRF per dataset (no type level)
+        started = time.time()
+        c = variant_config("single-task", base)
+        out = TrainedVariant("single-task", c)
+        for d in tqdm(datasets, desc="single-task", disable=not c.progress):
+            t0 = time.time()
+            model = HSTTagger(c, [d], encoder())
             fit = train_multitask(model, [d], c)
-            score("single-task", model, d, fit, time.time() - t1)
+            add(out, model, d, fit, time.time() - t0)
             del model
-        timings["single-task"] = time.time() - t0
-        write_partial()
+        out.seconds = time.time() - started
+        yield out
 
-    # 2. multi-task (shared encoder, one CRF head per dataset), then fine-tuned copies of it
+    # the multi-task stage (shared encoder, one CRF head per dataset), then fine-tuned copies of it
     for variant, stage1 in (("multi-task+fine-tune", "multi-task"), ("hierarchical", None)):
         want_stage1 = stage1 is not None and stage1 in variants
         if variant not in variants and not want_stage1:
             continue
-        t0 = time.time()
-        c = dataclasses.replace(base, use_type_level=variant == "hierarchical")
-        model = HSTTagger(c, list(datasets.values()), new_encoder())
-        log(f"{variant}: multi-task stage over {len(names)} datasets")
-        fit = train_multitask(model, list(datasets.values()), c)
-        stage_seconds = time.time() - t0
+        started = time.time()
+        c = variant_config(variant, base)
+        model = HSTTagger(c, datasets, encoder())
+        log(f"{variant}: multi-task stage over {len(datasets)} datasets")
+        fit = train_multitask(model, datasets, c)
+        stage_seconds = time.time() - started
         if want_stage1:
-            for d in datasets.values():
-                score(stage1, model, d, fit, stage_seconds)
-            timings[stage1] = stage_seconds
-            write_partial()
+            out = TrainedVariant(stage1, variant_config(stage1, base), multitask_fit=fit)
+            for d in datasets:
+                add(out, model, d, fit, stage_seconds)
+            out.seconds = stage_seconds
+            yield out
         if variant in variants:
-            for d in tqdm(datasets.values(), desc=f"{variant}: fine-tuning", disable=not progress):
-                t1 = time.time()
+            out = TrainedVariant(variant, c, multitask_fit=fit)
+            for d in tqdm(datasets, desc=f"{variant}: fine-tuning", disable=not c.progress):
+                t0 = time.time()
                 tuned = fine_tune(model, d, c)
-                score(variant, tuned, d, tuned.history[-1]["result"], stage_seconds + time.time() - t1)
+                add(out, tuned, d, tuned.history[-1]["result"], stage_seconds + time.time() - t0)
                 del tuned
-            timings[variant] = time.time() - t0
-            write_partial()
+            out.seconds = time.time() - started
+            yield out
         del model
 
-    json_path = write_partial(done=True)
-    csv_path = root / f"{scale}.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            [
-                "dataset",
-                "entity_type",
-                "variant",
-                "precision",
-                "recall",
-                "f1",
-                "tp",
-                "fp",
-                "fn",
-                "delta_f1_points_vs_single_task",
-                "paper_delta_f1_points",
-                "scale",
-            ]
-        )
-        for name, entry in result["datasets"].items():
-            deltas = entry.get("delta_f1_points_vs_single_task", {})
-            for v, s in entry["variants"].items():
-                w.writerow(
-                    [
-                        name,
-                        entry["entity_type"],
-                        v,
-                        s["precision"],
-                        s["recall"],
-                        s["f1"],
-                        s["tp"],
-                        s["fp"],
-                        s["fn"],
-                        deltas.get(v, ""),
-                        entry["paper_delta_f1_points_hierarchical"]
-                        if v == "hierarchical" and entry["paper_delta_f1_points_hierarchical"] is not None
-                        else "",
-                        scale,
-                    ]
-                )
-    log(f"HST {scale}: done in {time.time() - started:.0f} s")
-    return [json_path, csv_path]
+
+def train_variant(variant: str, datasets, config=None, **options) -> TrainedVariant:
+    """One variant of :func:`train_variants` (same options)."""
+    return next(train_variants([variant], datasets, config, **options))
 
 
 # --------------------------------------------------------------------------------------------------
-# Reading results back: a table and charts (notebook 06 shows them for its own run and for results/hst/)
+# Reproduction: runs stored in results/hst/<selection>.json
+# --------------------------------------------------------------------------------------------------
+
+
+def prediction_dir(selection: str, variant: str, seed: int, scale: str, epochs: int) -> str:
+    """``<selection>/<variant>`` for the committed configuration (``reduced`` or ``full`` at the scale's
+    own epochs) at seed 13; another seed adds ``-seed<S>``, another configuration ``-<scale>-e<epochs>``,
+    so that no run overwrites the predictions of a committed one."""
+    from . import SCALES
+
+    name = variant if seed == COMMITTED_SEED else f"{variant}-seed{seed}"
+    committed = scale in ("reduced", "full") and epochs == SCALES["hst"][scale]["epochs"]
+    return f"{selection}/{name}" if committed else f"{selection}/{name}-{scale}-e{epochs}"
+
+
+def make_run(
+    trained: TrainedVariant,
+    datasets,
+    *,
+    scale: str,
+    encoder: str,
+    root: Path | None = None,
+    provenance: dict | None = None,
+) -> dict:
+    """The stored form of a :class:`TrainedVariant` (one run: one variant, one seed, every dataset).
+    ``datasets``: an :class:`~mernlib.datasets.IOBSelection` (its name, caps and skipped datasets are
+    recorded too) or the datasets. Prediction paths are stored relative to ``root`` (the results
+    file's folder)."""
+    c = trained.config
+    spec = VARIANTS[trained.variant]
+
+    def epochs_of(fit) -> list[dict]:
+        return [
+            {
+                "epoch": h["epoch"],
+                "loss": h["loss"],
+                "dev_lenient": h["dev"],
+                "seconds": round(h["seconds"], 1),
+            }
+            for h in fit.history
+        ]
+
+    history = {}  # per training stage: its epochs (loss per dataset, mean dev F1, seconds)
+    if trained.multitask_fit is not None:
+        history["multi-task"] = epochs_of(trained.multitask_fit)
+    for name, fit in trained.fits.items():
+        if fit is not trained.multitask_fit:
+            history[f"{'fine-tune' if spec['fine_tune'] else 'single-task'}:{name}"] = epochs_of(fit)
+
+    test = {}
+    for name, scores in trained.scores.items():
+        fit = trained.fits[name]
+        entry = {kind: scores[kind].as_dict() for kind in F1_KINDS}
+        entry["best_epoch"] = fit.best_epoch
+        entry["best_dev_lenient"] = fit.best_score
+        entry["train_seconds"] = round(trained.train_seconds[name], 1)
+        if name in trained.predictions:
+            path = trained.predictions[name]
+            entry["predictions"] = str(path.relative_to(root) if root is not None else path)
+        test[name] = entry
+    run = {
+        "variant": trained.variant,
+        "seed": c.seed,
+        "scale": scale,
+        "epochs": c.epochs,
+        "encoder": encoder,
+        "fine_tune_epochs": c.fine_tune_epochs if spec["fine_tune"] else None,
+        "description": spec["description"],
+        "scoring": "F1 strict: seqeval's strict IOB2 mode (the headline); lenient: conlleval's decoding; "
+        "dev selection: lenient",
+        "datasets": {d.name: d.describe() for d in _as_list(datasets)},
+        "test": test,
+        "history": history,
+        "seconds": round(trained.seconds, 1),
+        "config": dataclasses.asdict(c),
+    }
+    if isinstance(datasets, IOBSelection):
+        run["selection"] = datasets.name
+        run["caps"] = dict(datasets.caps)
+        run["skipped"] = list(datasets.skipped)
+    if provenance is not None:
+        run["provenance"] = provenance
+    return run
+
+
+def reproduce(
+    corpus: str = "paper",
+    *,
+    data_dir=None,
+    seed: int = 13,
+    scale: str = "full",
+    epochs: int | None = None,
+    only=None,
+    results_dir=RESULTS_DIR,
+    progress: bool = True,
+    **overrides,
+) -> list[Path]:
+    """Train the variants ``only`` (default: all four) on the selection ``corpus`` at ``scale`` and add
+    each as a run to ``results_dir/hst/<corpus>.json`` (+ CSV), its test predictions beside it
+    (:func:`prediction_dir`). ``overrides`` are :class:`~mernlib.models.hst.HSTConfig` fields (e.g.
+    ``encoder="/path/to/biobert"``: the encoder is named by ``config.encoder`` and nothing else).
+    ``$MERNLIB_THREADS`` sets torch's thread count. Returns the JSON and CSV paths."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from .. import reference
+    from ..encoders import encoder_name
+    from ..errors import DataNotFoundError
+    from ..report import run_record
+    from ..results import add_run, result_path
+
+    threads = int(os.environ.get("MERNLIB_THREADS", "0") or 0)
+    if threads:
+        torch.set_num_threads(threads)
+    config = scale_config(scale, seed=seed, epochs=epochs, progress=progress, **overrides)
+    selection = load_selection(corpus, data_dir=data_dir, scale=scale, seed=seed)
+    log = tqdm.write
+    for s in selection.skipped:
+        log(f"SKIPPED {s['dataset']}: {s['reason']}")
+    if not selection.datasets:
+        reasons = "; ".join(f"{s['dataset']}: {s['reason'].splitlines()[0]}" for s in selection.skipped)
+        raise DataNotFoundError(f"hst: none of the datasets of {corpus!r} could be read ({reasons})")
+    variants = _check_variants(only or DEFAULT_VARIANTS)
+    encoder = encoder_name(config.encoder)
+    path = result_path(results_dir, "hst", selection.name)
+    root = path.parent
+    header = {"experiment": "hst", "paper": reference.load("chai2022")["citation"], "corpus": selection.name}
+    log(
+        f"HST {scale}: {len(selection.datasets)} datasets ({', '.join(selection.datasets)}); variants "
+        f"{', '.join(variants)}; caps {selection.caps}; {config.epochs} + {config.fine_tune_epochs} epochs"
+    )
+
+    def where(variant: str, dataset: str) -> Path:
+        return root / prediction_dir(selection.name, variant, seed, scale, config.epochs) / f"{dataset}.tsv"
+
+    for trained in train_variants(variants, selection, config, predictions=where, log=log):
+        provenance = run_record(
+            seed=seed,
+            scale=scale,
+            encoder=encoder,
+            started=time.time() - trained.seconds,
+            threads=torch.get_num_threads(),
+            selection=selection.name,
+        )
+        run = make_run(trained, selection, scale=scale, encoder=encoder, root=root, provenance=provenance)
+        add_run(path, run, header=header, summarize=summarize)
+    return [path, path.with_suffix(".csv")]
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading results back: runs (both layouts), the summary, the table
+# --------------------------------------------------------------------------------------------------
+
+
+def legacy_runs(result: dict) -> list[dict]:
+    """The runs of a ``results/hst/<scale>.json`` written before the experiment contract (one file per
+    scale, scores by dataset then variant), copying only what it records: lenient scores and counts,
+    best epoch and dev F1, seconds, prediction paths, caps, skipped datasets, config and provenance.
+    It recorded no strict F1 (see :func:`table`) and no selection name."""
+    prov = result["provenance"]
+    runs = []
+    for variant in result["variants"]:
+        test = {}
+        for name, entry in result["datasets"].items():
+            s = entry["variants"].get(variant)
+            if s is None:
+                continue
+            test[name] = {
+                "lenient": {k: s[k] for k in ("tp", "fp", "fn", "precision", "recall", "f1")},
+                "best_epoch": s.get("best_epoch"),
+                "best_dev_lenient": s.get("best_dev"),
+                "train_seconds": s.get("train_seconds"),
+                "predictions": s["predictions"],
+            }
+        runs.append(
+            {
+                "variant": variant,
+                "seed": prov["seed"],
+                "scale": result["scale"],
+                "epochs": result["epochs"]["multi-task (and single-task)"],
+                "encoder": prov["encoder"],
+                "fine_tune_epochs": result["epochs"]["fine-tune"] if VARIANTS[variant]["fine_tune"] else None,
+                "layout": "legacy: results/hst/<scale>.json",
+                "datasets": {
+                    name: {k: e[k] for k in ("entity_type", "sizes", "used", "tags")}
+                    for name, e in result["datasets"].items()
+                },
+                "test": test,
+                "seconds": result.get("variant_seconds", {}).get(variant),
+                "caps": result["caps"],
+                "skipped": result.get("skipped", []),
+                "complete": result.get("complete"),
+                "config": result.get("config"),
+                "provenance": prov,
+            }
+        )
+    return runs
+
+
+def runs_of(result: dict) -> list[dict]:
+    """The runs of a results file of either layout."""
+    if "runs" in result:
+        return list(result["runs"].values())
+    if "datasets" in result and "variants" in result:
+        return legacy_runs(result)
+    raise ValueError("not an hst results file: it has neither runs nor the legacy datasets/variants")
+
+
+def summarize(runs) -> list[dict]:
+    """One row per dataset and configuration (variant, scale, epochs, encoder): F1 strict and lenient
+    (means over seeds, ``_sd`` their spread), the change against single-task of the same scale, epochs
+    and encoder in F1 points, and the paper's change beside the hierarchical model's
+    (``mernlib/reference/chai2022.json``); then a ``mean`` row per variant, then the skipped datasets."""
+    from .. import reference
+    from ..report import short_commit
+    from ..results import configurations
+
+    paper = reference.load("chai2022")["delta_f1_vs_single_task"]
+    runs = list(runs.values()) if isinstance(runs, dict) else list(runs)
+    blocks: dict[tuple, list[tuple[str, list[dict]]]] = {}
+    for (variant, scale, epochs, encoder), members in configurations(runs, order=VARIANTS):
+        blocks.setdefault((scale, epochs, encoder), []).append((variant, members))
+
+    def f1s(members: list[dict], name: str, kind: str) -> list[float]:
+        return [r["test"][name][kind]["f1"] for r in members if r["test"].get(name, {}).get(kind)]
+
+    def mean(values):
+        return statistics.mean(values) if values else None
+
+    rows = []
+    for (scale, epochs, _encoder), groups in blocks.items():
+        names = list(dict.fromkeys(n for _, members in groups for r in members for n in r["test"]))
+        types = {
+            n: e["entity_type"] for _, ms in groups for r in ms for n, e in r.get("datasets", {}).items()
+        }
+        single = dict(groups).get("single-task", [])
+        per_variant_means: dict[str, dict[str, dict[str, float]]] = {}
+        for name in names:
+            for variant, members in groups:
+                if not any(name in r["test"] for r in members):
+                    continue
+                row = {
+                    "dataset": name,
+                    "entity_type": types.get(name),
+                    "variant": variant,
+                    "scale": scale,
+                    "epochs": epochs,
+                    "fine_tune_epochs": members[0].get("fine_tune_epochs"),
+                    "seeds": [r["seed"] for r in members],
+                }
+                for kind in F1_KINDS:
+                    values = f1s(members, name, kind)
+                    row[f"f1_{kind}"] = None if not values else round(mean(values), 4)
+                    if len(values) > 1:
+                        row[f"f1_{kind}_sd"] = round(statistics.stdev(values), 4)
+                    if values:
+                        per_variant_means.setdefault(variant, {}).setdefault(kind, {})[name] = mean(values)
+                for kind in F1_KINDS:
+                    ours, base = mean(f1s(members, name, kind)), mean(f1s(single, name, kind))
+                    delta = None if variant == "single-task" or ours is None or base is None else ours - base
+                    row[f"delta_{kind}"] = None if delta is None else round(100 * delta, 2)
+                row["paper_delta"] = paper.get(name) if variant == "hierarchical" else None
+                row["commits"] = _commits(members, short_commit)
+                sources = {r["test"][name].get("strict_source") for r in members if name in r["test"]}
+                row["note"] = next((s for s in sources if s), None)
+                rows.append(row)
+        for variant, members in groups:  # the mean over the datasets each variant was scored on
+            means = per_variant_means.get(variant, {})
+            row = {
+                "dataset": "mean",
+                "entity_type": None,
+                "variant": variant,
+                "scale": scale,
+                "epochs": epochs,
+            }
+            row["fine_tune_epochs"] = members[0].get("fine_tune_epochs")
+            row["seeds"] = [r["seed"] for r in members]
+            for kind in F1_KINDS:
+                row[f"f1_{kind}"] = round(mean(list(means[kind].values())), 4) if kind in means else None
+            single_means = per_variant_means.get("single-task", {})
+            for kind in F1_KINDS:
+                shared = [n for n in means.get(kind, {}) if n in single_means.get(kind, {})]
+                row[f"delta_{kind}"] = (
+                    round(100 * mean([means[kind][n] - single_means[kind][n] for n in shared]), 2)
+                    if shared and variant != "single-task"
+                    else None
+                )
+            row["paper_delta"] = None
+            row["commits"] = _commits(members, short_commit)
+            row["note"] = f"mean over {len(means.get('lenient', {}))} datasets"
+            rows.append(row)
+        skipped = {s["dataset"]: s for _, ms in groups for r in ms for s in r.get("skipped", [])}
+        for name, s in skipped.items():
+            rows.append(
+                {
+                    "dataset": name,
+                    "variant": None,
+                    "scale": scale,
+                    "epochs": epochs,
+                    "paper_delta": paper.get(name),
+                    "note": "skipped: " + s["reason"].splitlines()[0],
+                }
+            )
+    return rows
+
+
+def _commits(members: list[dict], short_commit) -> list[str]:
+    return sorted({short_commit(r["provenance"]["git_commit"]) for r in members if r.get("provenance")})
+
+
+def _predictions_root() -> Path:
+    """Where stored prediction paths are relative to: ``results/hst`` of the working directory (as the
+    CLI runs), else of the checkout."""
+    here = RESULTS_DIR / "hst"
+    return here if here.is_dir() else REPO_ROOT / "results" / "hst"
+
+
+def with_strict(runs: list[dict], root: Path | None = None) -> list[dict]:
+    """Runs whose test scores lack the strict F1 (the legacy layout recorded only the lenient one), with
+    it re-scored from their stored predictions under ``root`` (marked ``strict_source``); runs whose
+    predictions are not at hand stay without it."""
+    root = root or _predictions_root()
+    out = []
+    for run in runs:
+        if all("strict" in e for e in run["test"].values()):
+            out.append(run)
+            continue
+        run = {**run, "test": {n: dict(e) for n, e in run["test"].items()}}
+        for entry in run["test"].values():
+            path = root / entry.get("predictions", "")
+            if "strict" not in entry and entry.get("predictions") and path.is_file():
+                entry["strict"] = rescore(path, strict=True)
+                entry["strict_source"] = "strict re-scored from predictions"
+        out.append(run)
+    return out
+
+
+def table(result: dict) -> list[dict]:
+    """The summary of a results file of either layout (``python -m mernlib table``), recomputed from its
+    runs; a legacy file's strict F1 is re-scored from its stored predictions (:func:`with_strict`)."""
+    return summarize(with_strict(runs_of(result)))
+
+
+def summary_of(trained: Iterable[TrainedVariant], datasets, scale: str = "notebook") -> list[dict]:
+    """:func:`summarize` of variants trained in a notebook (not stored): the same rows as a results file."""
+    runs = [make_run(t, datasets, scale=scale, encoder="notebook") for t in trained]
+    return summarize(runs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Charts (notebook 06 shows them for its own run and for results/hst/)
 # --------------------------------------------------------------------------------------------------
 
 VARIANT_COLORS = {
@@ -377,65 +881,38 @@ VARIANT_COLORS = {
 }
 
 
-def result_rows(result: dict) -> list[dict]:
-    """One row per (dataset, variant) of a ``results/hst/<scale>.json`` dict (or of a dict of the same
-    shape): dataset, entity_type, variant, precision, recall, f1, delta (F1 points against single-task)
-    and paper_delta (the paper's change for the hierarchical model, where it reports one)."""
-    rows = []
-    for name, entry in result["datasets"].items():
-        deltas = entry.get("delta_f1_points_vs_single_task", {})
-        for variant, s in entry["variants"].items():
-            rows.append(
-                {
-                    "dataset": name,
-                    "entity_type": entry["entity_type"],
-                    "variant": variant,
-                    "precision": s["precision"],
-                    "recall": s["recall"],
-                    "f1": s["f1"],
-                    "delta": deltas.get(variant),
-                    "paper_delta": entry.get("paper_delta_f1_points_hierarchical")
-                    if variant == "hierarchical"
-                    else None,
-                }
-            )
-    return rows
+def _dataset_rows(rows: list[dict], key: str) -> list[dict]:
+    return [
+        r for r in rows if r.get("variant") in VARIANTS and r["dataset"] != "mean" and r.get(key) is not None
+    ]
 
 
-def comparison(scores: dict, entity_types: dict[str, str], reference: dict | None = None) -> dict:
-    """Scores of a run made by hand (``{variant: {dataset: PRF}}``, as in notebook 06) in the shape of
-    ``results/hst/<scale>.json`` (``{"datasets": ...}``), so :func:`result_rows` and the charts read both."""
-    paper = (reference or {}).get("delta_f1_vs_single_task", {})
-    out = {}
-    for name, etype in entity_types.items():
-        variants = {v: s[name].as_dict() for v, s in scores.items() if name in s}
-        entry = {
-            "entity_type": etype,
-            "variants": variants,
-            "paper_delta_f1_points_hierarchical": paper.get(name),
-        }
-        if "single-task" in variants:
-            single = variants["single-task"]["f1"]
-            entry["delta_f1_points_vs_single_task"] = {
-                v: round(100 * (s["f1"] - single), 2) for v, s in variants.items() if v != "single-task"
-            }
-        out[name] = entry
-    return {"datasets": out}
-
-
-def f1_chart(rows: list[dict], title: str = "Test F1 per dataset"):
-    """Grouped bars: each variant's F1 per dataset (rows from :func:`result_rows`)."""
+def f1_chart(rows: list[dict], title: str = "Test F1 per dataset", f1: str = "f1_strict"):
+    """Grouped bars: each variant's F1 per dataset (summary rows; ``f1``: ``"f1_strict"`` or
+    ``"f1_lenient"``)."""
     import altair as alt
 
+    rows = _dataset_rows(rows, f1)
     variants = [v for v in VARIANT_COLORS if any(r["variant"] == v for r in rows)]
+    label = f"F1 ({f1.removeprefix('f1_')})"
     return (
         alt.Chart(
-            alt.Data(values=[{k: r[k] for k in ("dataset", "entity_type", "variant", "f1")} for r in rows])
+            alt.Data(
+                values=[
+                    {
+                        "dataset": r["dataset"],
+                        "entity_type": r["entity_type"],
+                        "variant": r["variant"],
+                        "f1": r[f1],
+                    }
+                    for r in rows
+                ]
+            )
         )
         .mark_bar()
         .encode(
             x=alt.X("variant:N", sort=variants, title=None, axis=alt.Axis(labels=False, ticks=False)),
-            y=alt.Y("f1:Q", title="F1", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("f1:Q", title=label, scale=alt.Scale(domain=[0, 1])),
             color=alt.Color(
                 "variant:N",
                 sort=variants,
@@ -443,31 +920,41 @@ def f1_chart(rows: list[dict], title: str = "Test F1 per dataset"):
                 title="model",
             ),
             column=alt.Column("dataset:N", title=None, header=alt.Header(labelAngle=0, labelFontSize=10)),
-            tooltip=["dataset:N", "entity_type:N", "variant:N", alt.Tooltip("f1:Q", format=".4f")],
+            tooltip=[
+                "dataset:N",
+                "entity_type:N",
+                "variant:N",
+                alt.Tooltip("f1:Q", format=".4f", title=label),
+            ],
         )
         .properties(width=90, height=180, title=title)
     )
 
 
 def delta_chart(
-    rows: list[dict], reference: dict | None = None, title: str = "Change in F1 against single-task"
+    rows: list[dict],
+    reference: dict | None = None,
+    title: str = "Change in F1 against single-task",
+    delta: str = "delta_strict",
 ):
-    """Bars: our change in F1 points against single-task per dataset and variant; beside them (dark bars)
-    the paper's change for its hierarchical model on every dataset it reports (``reference``: the
-    ``chai2022`` reference data; its datasets that are not in ``rows`` get a panel of their own, so the
-    paper's six numbers are always all shown)."""
+    """Bars: our change in F1 points against single-task per dataset and variant (``delta``:
+    ``"delta_strict"`` or ``"delta_lenient"``); beside them (dark bars) the paper's change for its
+    hierarchical model on every dataset it reports (``reference``: the ``chai2022`` reference data; its
+    datasets that are not in ``rows`` get a panel of their own, so the paper's six numbers are always
+    all shown)."""
     import altair as alt
 
+    rows = _dataset_rows(rows, delta)
     values = [
-        {"dataset": r["dataset"], "model": r["variant"], "delta": r["delta"], "source": "this run"}
+        {"dataset": r["dataset"], "model": r["variant"], "delta": r[delta], "source": "this run"}
         for r in rows
-        if r["delta"] is not None
     ]
     if reference is not None:
         names = reference.get("paper_names", {})
+        ours = {r["dataset"] for r in rows}
         values += [
             {
-                "dataset": names.get(k, k) if k not in {r["dataset"] for r in rows} else k,
+                "dataset": names.get(k, k) if k not in ours else k,
                 "model": "paper (hierarchical)",
                 "delta": v,
                 "source": "paper",
@@ -480,7 +967,7 @@ def delta_chart(
         .mark_bar()
         .encode(
             x=alt.X("model:N", sort=models, title=None, axis=alt.Axis(labels=False, ticks=False)),
-            y=alt.Y("delta:Q", title="F1 points vs single-task"),
+            y=alt.Y("delta:Q", title=f"F1 points vs single-task ({delta.removeprefix('delta_')})"),
             color=alt.Color(
                 "model:N",
                 sort=models,
@@ -533,15 +1020,39 @@ def structure_chart(datasets: dict[str, str], encoder: str = "shared encoder"):
 
 
 __all__ = [
+    "DEFAULT_VARIANTS",
     "PAPER_DATASETS",
-    "SCALES",
-    "VARIANT_ORDER",
-    "comparison",
+    "README_COLUMNS",
+    "TITLE",
+    "VARIANTS",
+    "TrainedVariant",
     "delta_chart",
+    "evaluate",
     "f1_chart",
-    "load_datasets",
+    "fine_tune",
+    "fine_tune_parts",
+    "freeze",
+    "legacy_runs",
+    "load_selection",
+    "make_run",
+    "mean_dev_f1",
+    "prediction_dir",
+    "quick_config",
+    "quick_encoder",
     "reproduce",
     "rescore",
-    "result_rows",
+    "runs_of",
+    "scale_config",
+    "score",
     "structure_chart",
+    "summarize",
+    "summary_of",
+    "table",
+    "train_multitask",
+    "train_variant",
+    "train_variants",
+    "trainable_parts",
+    "unfreeze",
+    "variant_config",
+    "with_strict",
 ]

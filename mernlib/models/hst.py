@@ -1,5 +1,5 @@
 """Hierarchical shared transfer (HST) for biomedical NER (Chai, Jin, Shi, Zhan, Zhuo & Yang, BMC
-Bioinformatics 23:8, 2022) -- the kit's *reading* of it.
+Bioinformatics 23:8, 2022) -- the kit's *reading* of it: configuration, modules, model, save/load.
 
 What the paper says: an XLNet-CRF tagger; "hierarchical shared transfer combines multi-task learning
 and fine-tuning, and realizes the multi-level information fusion between the underlying entity
@@ -21,6 +21,7 @@ Readings and choices (each with its reason):
 * **Bottom.** One :class:`~mernlib.encoders.WordEncoder` for all datasets; a word's vector is its
   first piece (the kit's alignment, windowing for long sentences). Default encoder: the offline
   MiniLM; any local ``AutoModel`` folder (BioBERT, an XLNet checkpoint...) via ``config.encoder``.
+  An encoder object may be given instead; its windowing is then recorded in the model's config.
 * **Middle = entity-type level.** One :class:`TypeLayer` per coarse type (the registry's groups:
   chemical, disease, gene-protein, species). Every dataset's tags are mapped to the type-level set
   ``O / B-<type> / I-<type>`` (:func:`type_level_tags`) and a :class:`TypeHead` is trained on *every*
@@ -43,53 +44,37 @@ Readings and choices (each with its reason):
 * **Switches.** ``use_type_level=False`` removes the middle level: shared encoder + one CRF head per
   dataset (plain multi-task). The dataset head keeps its feature layer ``d`` in both cases, so the
   comparison isolates the type level.
-* **Stages.** :func:`train_multitask` trains on all datasets with :func:`mernlib.train.fit`, one task
-  per dataset; the loss of a batch is its dataset's CRF loss plus ``type_loss_weight`` times its
-  type's CRF loss. Datasets are drawn **proportionally to their batches left** (default;
-  ``"uniform"`` also available, see :func:`dataset_sampler`): every batch is seen once per epoch
-  either way, but proportional drawing interleaves datasets evenly over the whole epoch, whereas
-  uniform drawing exhausts the small datasets early and ends each epoch on the large ones only.
-  :func:`fine_tune` then trains a *copy* per target dataset on that dataset alone. Trainable: the
-  encoder, the target's type layer + type head (still trained with the type loss on the target's
-  batches) and the target's head; frozen: every other head and type layer (:func:`freeze` /
-  :func:`unfreeze`). The encoder is fine-tuned because adapting the shared representation to the
-  target is what the paper's fine-tuning stage is for; ``fine_tune_encoder=False`` and
-  ``fine_tune_type_layer=False`` freeze those too.
-* **Baselines** (:data:`VARIANTS`, :func:`run_variant`): single-task encoder-CRF per dataset (= the
-  model on one dataset, no type level), plain multi-task, multi-task + fine-tuning without the type
-  level, and the hierarchical model (type level + fine-tuning).
+* **Loss.** The loss of a batch is its dataset's CRF loss plus ``type_loss_weight`` times its type's
+  CRF loss (:meth:`HSTTagger.loss`, the one method :func:`mernlib.train.fit` needs).
+* **Parts.** :meth:`HSTTagger.parts` names the pieces a training stage may freeze: ``encoder``,
+  ``type:<type>`` (type layer + type head), ``head:<dataset>``.
 * **JNLPBA** has five types (DNA, RNA, cell_line, cell_type, protein); the registry puts the dataset
   in gene-protein, so all five map to ``B/I-gene-protein`` at the type level (its dataset head keeps
-  the five). Its training split (and BC4CHEMD) is absent from the project's data: skipped with the
-  registry's message saying where to get it.
-* **Optimisation** (not given by the paper we could read): AdamW, lr 3e-5 for the encoder and 1e-3
-  for the new layers (randomly initialised CRFs learn too slowly at a transformer's lr), batch 16,
-  gradient clipping at 1.0, 3 multi-task epochs + 2 fine-tuning epochs, best epoch on the dev sets
-  (mean F1 over datasets for multi-task, the target's F1 for fine-tuning). No warm-up schedule:
-  :func:`mernlib.train.fit` has none.
+  the five).
 
-Data: :func:`load_hst_datasets` reads the Crichton et al. (2017) IOB datasets through
-:func:`mernlib.registry.locate` (or the bundled sample IOB datasets), caps them (``scale``), and
-warns -- naming the dataset and where to get it -- for every dataset it has to skip.
-Evaluation: :func:`evaluate` (mention-level P/R/F1, :func:`mernlib.metrics.ner_prf_from_tags`), with
-an optional ``token<TAB>gold<TAB>predicted`` file. Persistence: :meth:`HSTTagger.save` / :meth:`load`.
+The two training stages (multi-task over all datasets, then fine-tuning a copy per target), the
+baselines and the scoring live in :mod:`mernlib.experiments.hst`; the datasets in
+:mod:`mernlib.datasets`. The optimisation settings below are in the config because one config is what a
+notebook overrides (not given by the paper we could read): AdamW, lr 3e-5 for the encoder and 1e-3 for
+the new layers (randomly initialised CRFs learn too slowly at a transformer's lr), batch 16, gradient
+clipping at 1.0, 3 multi-task epochs + 2 fine-tuning epochs, best epoch on the dev sets. No warm-up
+schedule: :func:`mernlib.train.fit` has none.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import random
-import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mernlib.conll import TaggedSentence, read_iob, write_iob
+from mernlib.conll import TaggedSentence
+from mernlib.datasets import IOBDataset, normalize_entity_type
 from mernlib.encoders import (
     WordBatch,
     WordEncoder,
@@ -99,13 +84,10 @@ from mernlib.encoders import (
     read_encoder_model,
     save_encoder_model,
 )
-from mernlib.metrics import PRF, ner_prf_from_tags
 from mernlib.models.crf import CRF
 from mernlib.vocab import TagVocab, length_bucketed_batches
 
 FORMAT = "mernlib.hst/1"
-ENTITY_TYPES = ("chemical", "disease", "gene-protein", "species")
-SPLITS = ("train", "devel", "test")
 
 # --------------------------------------------------------------------------------------------------
 # Configuration
@@ -135,10 +117,10 @@ class HSTConfig:
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.01
     batch_size: int = 16
-    epochs: int = 3  # multi-task stage
+    epochs: int = 3  # multi-task stage (and single-task training)
     grad_clip: float | None = 1.0
     seed: int = 13
-    task_sampler: str = "proportional"  # "proportional" | "uniform" (see dataset_sampler)
+    task_sampler: str = "proportional"  # "proportional" | "uniform" (mernlib.train.task_sampler)
     select_on_dev: bool = True  # keep the best epoch on devel (else the last)
     patience: int | None = None
     progress: bool = True
@@ -172,21 +154,6 @@ def get_default_config(**overrides) -> HSTConfig:
 # --------------------------------------------------------------------------------------------------
 
 
-def normalize_entity_type(entity_type: str) -> str:
-    """``"gene/protein"``, ``"Gene_Protein"``, ``"gene"`` ... -> ``"gene-protein"`` (one of :data:`ENTITY_TYPES`)."""
-    key = entity_type.strip().lower().replace("/", "-").replace("_", "-").replace(" ", "-")
-    key = {
-        "gene": "gene-protein",
-        "protein": "gene-protein",
-        "genes": "gene-protein",
-        "chemicals": "chemical",
-        "diseases": "disease",
-    }.get(key, key)
-    if key not in ENTITY_TYPES:
-        raise KeyError(f"unknown entity type {entity_type!r}; known: {', '.join(ENTITY_TYPES)}")
-    return key
-
-
 def type_tag_set(entity_type: str) -> list[str]:
     """The type-level tag set: ``["O", "B-<type>", "I-<type>"]``."""
     t = normalize_entity_type(entity_type)
@@ -216,151 +183,9 @@ def type_level_tags(dataset_tags: Sequence[str], entity_type: str) -> list[str]:
     return out
 
 
-def dataset_tag_set(sentences: Iterable[TaggedSentence]) -> list[str]:
-    """``["O"]`` + ``B-X``/``I-X`` for every type ``X`` tagged in ``sentences`` (both, even if only one is
-    seen, so the head can always close what it opens), sorted."""
-    kinds = {tag[2:] for s in sentences for tag in s.tags if tag != "O"}
-    return ["O"] + sorted(f"{p}-{k}" for k in kinds for p in ("B", "I"))
-
-
 # --------------------------------------------------------------------------------------------------
-# Data
+# Batches
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class HSTDataset:
-    """One dataset: its sentences per split, its coarse entity type and its tag set (from train).
-
-    ``sizes`` are the split sizes before any cap; ``source`` where the files were read."""
-
-    name: str
-    entity_type: str
-    train: list[TaggedSentence]
-    devel: list[TaggedSentence]
-    test: list[TaggedSentence]
-    tags: list[str] = field(default_factory=list)
-    sizes: dict[str, int] = field(default_factory=dict)
-    source: str = ""
-
-    def __post_init__(self):
-        self.entity_type = normalize_entity_type(self.entity_type)
-        if not self.tags:
-            self.tags = dataset_tag_set(self.train)
-
-    def split(self, name: str) -> list[TaggedSentence]:
-        name = {"dev": "devel", "validation": "devel"}.get(name, name)
-        if name not in SPLITS:
-            raise KeyError(f"unknown split {name!r}: choose one of {SPLITS}")
-        return getattr(self, name)
-
-    def __repr__(self) -> str:
-        n = "/".join(str(len(self.split(s))) for s in SPLITS)
-        return f"HSTDataset({self.name!r}, {self.entity_type}, {n} sentences, {len(self.tags)} tags)"
-
-
-SCALES: dict[str, tuple[int | None, int | None]] = {
-    "tiny": (64, 32),  # (train sentences, devel/test sentences) per dataset
-    "reduced": (2000, 1000),
-    "full": (None, None),
-}
-"""``scale`` -> caps per dataset; a cap keeps a seeded random subset, in file order."""
-
-
-class DatasetSkipped(UserWarning):
-    """A requested dataset could not be read (absent file); the message says where to get it."""
-
-
-def _expand(names) -> list[str]:
-    from mernlib import registry
-    from mernlib.sample import IOB_DATASETS
-
-    if isinstance(names, str):
-        names = [names]
-    out: list[str] = []
-    for name in names:
-        if name == "sample":
-            out.extend(IOB_DATASETS)
-        elif name in ("crichton", "all"):
-            out.extend(n for group in registry.ENTITY_TYPE_GROUPS.values() for n in group)
-        elif name in ENTITY_TYPES or name in ("gene", "protein", "gene/protein"):
-            out.extend(d.name for d in registry.datasets_of_type(name))
-        else:
-            out.append(name)
-    return list(dict.fromkeys(out))
-
-
-def _cap(sentences: list[TaggedSentence], cap: int | None, seed: int, key: str) -> list[TaggedSentence]:
-    if cap is None or len(sentences) <= cap:
-        return sentences
-    keep = sorted(random.Random(f"{seed}:{key}").sample(range(len(sentences)), cap))
-    return [sentences[i] for i in keep]
-
-
-def load_hst_datasets(
-    names: str | Sequence[str] = "sample",
-    data_dir: str | Path | None = None,
-    scale: str = "reduced",
-    max_train_sentences: int | None = None,
-    max_eval_sentences: int | None = None,
-    seed: int = 13,
-    download: bool = True,
-) -> dict[str, HSTDataset]:
-    """Datasets by name, ready for :class:`HSTTagger`.
-
-    ``names``: dataset names (registry names such as ``"BC5CDR-chem"``, or the sample's
-    ``"sample-chem"``...), or the shortcuts ``"sample"`` (the five bundled sample IOB datasets),
-    ``"crichton"`` (every IOB dataset of the registry) or an entity type (``"chemical"``).
-    ``scale``: ``"tiny"``, ``"reduced"`` (default) or ``"full"`` (see :data:`SCALES`); explicit
-    ``max_train_sentences`` / ``max_eval_sentences`` win over it. A cap keeps a random subset fixed
-    by ``seed`` (and the dataset and split names), in file order. A dataset whose files cannot be
-    found is skipped with a :class:`DatasetSkipped` warning carrying the registry's message (which
-    file, where to get it, where to put it) -- never silently.
-    """
-    from mernlib import registry
-    from mernlib.data import sample_dir
-    from mernlib.errors import DataNotFoundError
-    from mernlib.sample import IOB_DATASETS
-
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {'|'.join(SCALES)}, not {scale!r}")
-    train_cap, eval_cap = SCALES[scale]
-    train_cap = max_train_sentences if max_train_sentences is not None else train_cap
-    eval_cap = max_eval_sentences if max_eval_sentences is not None else eval_cap
-    out: dict[str, HSTDataset] = {}
-    for name in _expand(names):
-        if name in IOB_DATASETS:
-            folder = sample_dir() / "iob" / name
-            paths = {s: folder / f"{s}.tsv" for s in SPLITS}
-            entity_type, key = IOB_DATASETS[name]["entity_type"], name
-        else:
-            dataset = registry.get(name)
-            if dataset.task != "iob" or dataset.group is None:
-                raise ValueError(
-                    f"{dataset.name} is not an IOB dataset with an entity type (task {dataset.task})"
-                )
-            key, entity_type = dataset.name, dataset.group
-            try:
-                paths = {
-                    s: Path(registry.locate(dataset, s, data_dir=data_dir, download=download)) for s in SPLITS
-                }
-            except DataNotFoundError as err:
-                warnings.warn(f"HST: skipping dataset {dataset.name}:\n{err}", DatasetSkipped, stacklevel=2)
-                continue
-        splits = {s: read_iob(p) for s, p in paths.items()}
-        sizes = {s: len(v) for s, v in splits.items()}
-        caps = {"train": train_cap, "devel": eval_cap, "test": eval_cap}
-        capped = {s: _cap(v, caps[s], seed, f"{key}:{s}") for s, v in splits.items()}
-        out[key] = HSTDataset(
-            key,
-            entity_type,
-            capped["train"],
-            capped["devel"],
-            capped["test"],
-            sizes=sizes,
-            source=str(paths["train"].parent),
-        )
-    return out
 
 
 @dataclass
@@ -482,14 +307,14 @@ class DatasetHead(nn.Module):
 class HSTTagger(nn.Module):
     """Shared encoder, one type layer per entity type, one head per dataset.
 
-    ``datasets``: :class:`HSTDataset` objects, or ``{name: (entity_type, tags)}``."""
+    ``datasets``: :class:`IOBDataset` objects, or ``{name: (entity_type, tags)}``."""
 
     def __init__(
         self,
         config: HSTConfig | None = None,
         datasets: Mapping[str, tuple[str, Sequence[str]]]
-        | Iterable[HSTDataset]
-        | Mapping[str, HSTDataset] = (),
+        | Iterable[IOBDataset]
+        | Mapping[str, IOBDataset] = (),
         encoder: WordEncoder | None = None,
     ):
         super().__init__()
@@ -497,14 +322,19 @@ class HSTTagger(nn.Module):
         if isinstance(datasets, Mapping):
             datasets = (
                 list(datasets.values())
-                if all(isinstance(v, HSTDataset) for v in datasets.values())
+                if all(isinstance(v, IOBDataset) for v in datasets.values())
                 else [(k, v[0], list(v[1])) for k, v in datasets.items()]
             )
-        specs = [(d.name, d.entity_type, d.tags) if isinstance(d, HSTDataset) else d for d in datasets]
+        specs = [(d.name, d.entity_type, d.tags) if isinstance(d, IOBDataset) else d for d in datasets]
         if not specs:
             raise ValueError("HSTTagger needs at least one dataset")
         self.entity_type_of = {name: normalize_entity_type(et) for name, et, _ in specs}
-        encoder = encoder_for(self.config, encoder)
+        if encoder is not None:  # a given encoder brings its windowing: the config records it, so that
+            # save/load rebuild the same encoder (config.max_length and config.stride say what was used)
+            self.config = dataclasses.replace(
+                self.config, max_length=encoder.aligner.max_length, stride=encoder.aligner.stride
+            )
+        encoder = encoder_for(self.config, encoder, record=False)
         self.encoder = encoder
         c = self.config
         hidden = encoder.hidden_size
@@ -540,8 +370,25 @@ class HSTTagger(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def parts(self) -> dict[str, list[str]]:
+        """Part name -> parameter names: ``"encoder"``, ``"type:<type>"`` (type layer + type head),
+        ``"head:<dataset>"`` -- the units a training stage freezes or trains."""
+        parts: dict[str, list[str]] = {}
+        for pname, _ in self.named_parameters():
+            top, _, rest = pname.partition(".")
+            if top == "encoder":
+                key = "encoder"
+            elif top in ("type_layers", "type_heads"):
+                key = "type:" + rest.split(".", 1)[0]
+            elif top == "heads":
+                key = "head:" + rest.split(".", 1)[0]
+            else:  # pragma: no cover - every parameter belongs to one of the above
+                key = top
+            parts.setdefault(key, []).append(pname)
+        return parts
+
     def _name(self, dataset) -> str:
-        name = dataset.name if isinstance(dataset, HSTDataset) else dataset
+        name = dataset.name if isinstance(dataset, IOBDataset) else dataset
         if name not in self.heads:
             raise KeyError(f"the model has no head for dataset {name!r}; it has {self.dataset_names}")
         return name
@@ -550,7 +397,7 @@ class HSTTagger(nn.Module):
 
     def make_batches(
         self,
-        dataset: HSTDataset | str,
+        dataset: IOBDataset | str,
         sentences: Sequence[TaggedSentence] | Sequence[Sequence[str]] | None = None,
         batch_size: int | None = None,
         shuffle: bool = False,
@@ -565,8 +412,8 @@ class HSTTagger(nn.Module):
         """
         name = self._name(dataset)
         if sentences is None:
-            if not isinstance(dataset, HSTDataset):
-                raise ValueError("give the sentences, or the HSTDataset itself")
+            if not isinstance(dataset, IOBDataset):
+                raise ValueError("give the sentences, or the IOBDataset itself")
             sentences = dataset.train
         tokens = [s.tokens if isinstance(s, TaggedSentence) else list(s) for s in sentences]
         if any(not t for t in tokens):
@@ -626,7 +473,7 @@ class HSTTagger(nn.Module):
 
     @torch.no_grad()
     def predict(
-        self, sentences: Sequence, dataset: HSTDataset | str, batch_size: int | None = None
+        self, sentences: Sequence, dataset: IOBDataset | str, batch_size: int | None = None
     ) -> list[list[str]]:
         """Tags of ``sentences`` (TaggedSentence or token lists) in ``dataset``'s tag set."""
         name = self._name(dataset)
@@ -695,291 +542,16 @@ class HSTTagger(nn.Module):
         return copy.deepcopy(self, memo)
 
 
-# --------------------------------------------------------------------------------------------------
-# Freezing
-# --------------------------------------------------------------------------------------------------
-
-
-def model_parts(model: HSTTagger) -> dict[str, list[str]]:
-    """Part name -> parameter names: ``"encoder"``, ``"type:<type>"`` (type layer + type head),
-    ``"head:<dataset>"``."""
-    parts: dict[str, list[str]] = {}
-    for pname, _ in model.named_parameters():
-        top, _, rest = pname.partition(".")
-        if top == "encoder":
-            key = "encoder"
-        elif top in ("type_layers", "type_heads"):
-            key = "type:" + rest.split(".", 1)[0]
-        elif top == "heads":
-            key = "head:" + rest.split(".", 1)[0]
-        else:  # pragma: no cover - every parameter belongs to one of the above
-            key = top
-        parts.setdefault(key, []).append(pname)
-    return parts
-
-
-def _set_trainable(model: HSTTagger, parts, value: bool) -> list[str]:
-    known = model_parts(model)
-    if parts is None or parts == "all":
-        parts = list(known)
-    elif isinstance(parts, str):
-        parts = [parts]
-    unknown = [p for p in parts if p not in known]
-    if unknown:
-        raise KeyError(f"unknown parts {unknown}; the model has {list(known)}")
-    params = dict(model.named_parameters())
-    changed = [n for p in parts for n in known[p]]
-    for n in changed:
-        params[n].requires_grad_(value)
-    return changed
-
-
-def freeze(model: HSTTagger, parts: str | Iterable[str] | None = None) -> list[str]:
-    """Stop training ``parts`` (names of :func:`model_parts`; ``None``/``"all"``: everything).
-    Returns the names of the parameters frozen."""
-    return _set_trainable(model, parts, False)
-
-
-def unfreeze(model: HSTTagger, parts: str | Iterable[str] | None = None) -> list[str]:
-    """Train ``parts`` again (``None``/``"all"``: everything). Returns the parameter names."""
-    return _set_trainable(model, parts, True)
-
-
-def trainable_parts(model: HSTTagger) -> list[str]:
-    """Parts with at least one parameter that requires a gradient."""
-    params = dict(model.named_parameters())
-    return [p for p, names in model_parts(model).items() if any(params[n].requires_grad for n in names)]
-
-
-def fine_tune_parts(
-    model: HSTTagger, dataset: HSTDataset | str, config: HSTConfig | None = None
-) -> list[str]:
-    """What :func:`fine_tune` trains for ``dataset``: the encoder (``fine_tune_encoder``), the
-    dataset's type layer + type head (``fine_tune_type_layer``, when there is a type level) and its head."""
-    c = config or model.config
-    name = model._name(dataset)
-    parts = ["encoder"] if c.fine_tune_encoder else []
-    etype = model.entity_type_of[name]
-    if c.fine_tune_type_layer and model.config.use_type_level:
-        parts.append(f"type:{etype}")
-    return parts + [f"head:{name}"]
-
-
-# --------------------------------------------------------------------------------------------------
-# Training stages
-# --------------------------------------------------------------------------------------------------
-
-
-def dataset_sampler(kind: str = "proportional") -> Callable[[dict[str, int], random.Random], str]:
-    """The task sampler passed to :func:`mernlib.train.fit`: ``(batches_left, rng) -> dataset``.
-
-    ``"proportional"``: probability proportional to the dataset's batches left this epoch (so, at
-    the start, to its size); ``"uniform"``: every dataset with batches left equally likely."""
-    if kind == "proportional":
-
-        def proportional(left: dict[str, int], rng: random.Random) -> str:
-            names = sorted(n for n, k in left.items() if k > 0)
-            return rng.choices(names, weights=[left[n] for n in names])[0]
-
-        return proportional
-    if kind == "uniform":
-
-        def uniform(left: dict[str, int], rng: random.Random) -> str:
-            return rng.choice(sorted(n for n, k in left.items() if k > 0))
-
-        return uniform
-    raise ValueError(f"sampler must be proportional|uniform, not {kind!r}")
-
-
-def _as_list(datasets) -> list[HSTDataset]:
-    if isinstance(datasets, HSTDataset):
-        return [datasets]
-    if isinstance(datasets, Mapping):
-        return list(datasets.values())
-    return list(datasets)
-
-
-def _optimizer(model: HSTTagger, lr: float, head_lr: float | None, c: HSTConfig) -> torch.optim.Optimizer:
-    enc = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
-    rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
-    groups = [g for g in ({"params": enc, "lr": lr}, {"params": rest, "lr": head_lr or lr}) if g["params"]]
-    if not groups:
-        raise ValueError("nothing to train: every parameter is frozen")
-    if c.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=c.momentum, weight_decay=c.weight_decay)
-    cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=lr, weight_decay=c.weight_decay)
-
-
-def _train_data(model: HSTTagger, datasets: list[HSTDataset], batch_size: int) -> dict:
-    data = {}
-    for d in datasets:
-        encoded = model.encoder.aligner.encode([s.tokens for s in d.train])  # once, not every epoch
-
-        def epoch(generator, d=d, encoded=encoded):
-            return model.make_batches(
-                d, d.train, batch_size, shuffle=True, generator=generator, encoded=encoded
-            )
-
-        data[d.name] = epoch
-    return data
-
-
-def mean_dev_f1(model: HSTTagger, datasets: Iterable[HSTDataset], split: str = "devel") -> float:
-    """Mean over datasets of the mention F1 on ``split`` (the multi-task stage's model selection)."""
-    scores = [evaluate(model, d, split).f1 for d in datasets]
-    return sum(scores) / len(scores)
-
-
-def train_multitask(model: HSTTagger, datasets, config: HSTConfig | None = None, **overrides):
-    """Multi-task stage: one :func:`mernlib.train.fit` task per dataset (returns its ``FitResult``).
-
-    Each step draws a dataset with :func:`dataset_sampler` (``config.task_sampler``) and takes its
-    next batch; the loss is the dataset head's CRF loss (+ the type-level loss with the type level).
-    With ``select_on_dev`` the epoch with the best mean devel F1 is kept. With a single dataset
-    this is ordinary single-task training."""
-    from mernlib.train import fit
-
-    c = dataclasses.replace(config or model.config, **overrides)
-    datasets = _as_list(datasets)
-    for d in datasets:
-        model._name(d)
-    dev = (lambda m: mean_dev_f1(m, datasets)) if c.select_on_dev else None
-    result = fit(
-        model,
-        _train_data(model, datasets, c.batch_size),
-        c,
-        dev_eval_fn=dev,
-        task_sampler=dataset_sampler(c.task_sampler),
-        optimizer=_optimizer(model, c.lr, c.head_lr, c),
-    )
-    model.history = getattr(model, "history", []) + [{"stage": "multitask", "result": result}]
-    return result
-
-
-def fine_tune(
-    model: HSTTagger, dataset: HSTDataset, config: HSTConfig | None = None, **overrides
-) -> HSTTagger:
-    """Fine-tuning stage: a *copy* of ``model`` trained on ``dataset`` alone, for
-    ``fine_tune_epochs``; only :func:`fine_tune_parts` are trainable, everything else is frozen.
-    The copy is returned (its ``history[-1]["result"]`` is the ``FitResult``); ``model`` is unchanged."""
-    from mernlib.train import fit
-
-    c = dataclasses.replace(config or model.config, **overrides)
-    tuned = model.copy()
-    freeze(tuned)
-    unfreeze(tuned, fine_tune_parts(tuned, dataset, c))
-    dev = (lambda m: evaluate(m, dataset, "devel").f1) if c.select_on_dev else None
-    lr = c.fine_tune_lr or c.lr
-    head_lr = c.fine_tune_head_lr or c.head_lr
-    result = fit(
-        tuned,
-        _train_data(tuned, [dataset], c.batch_size),
-        c,
-        dev_eval_fn=dev,
-        task_sampler=dataset_sampler(c.task_sampler),
-        optimizer=_optimizer(tuned, lr, head_lr, c),
-        epochs=c.fine_tune_epochs,
-    )
-    tuned.history = list(getattr(model, "history", [])) + [
-        {"stage": f"fine-tune:{dataset.name}", "result": result}
-    ]
-    return tuned
-
-
-# --------------------------------------------------------------------------------------------------
-# Evaluation
-# --------------------------------------------------------------------------------------------------
-
-
-def evaluate(
-    model: HSTTagger,
-    dataset: HSTDataset,
-    split: str = "test",
-    output: str | Path | None = None,
-    strict: bool = False,
-) -> PRF:
-    """Mention-level P/R/F1 of ``model``'s predictions on one split of ``dataset`` (gold = the file's
-    tags). ``output``: also write ``token<TAB>gold<TAB>predicted`` (:func:`mernlib.conll.write_iob`)."""
-    sentences = dataset.split(split)
-    predicted = model.predict(sentences, dataset.name) if sentences else []
-    if output is not None:
-        write_iob(sentences, output, predicted)
-    return ner_prf_from_tags([s.tags for s in sentences], predicted, strict=strict)
-
-
-# --------------------------------------------------------------------------------------------------
-# Baselines and the hierarchical model
-# --------------------------------------------------------------------------------------------------
-
-VARIANTS: dict[str, dict] = {
-    "single-task": {"use_type_level": False, "multitask": False, "fine_tune": False},
-    "multi-task": {"use_type_level": False, "multitask": True, "fine_tune": False},
-    "multi-task+fine-tune": {"use_type_level": False, "multitask": True, "fine_tune": True},
-    "hierarchical": {"use_type_level": True, "multitask": True, "fine_tune": True},
-}
-"""The paper's comparison in one table: single-task encoder-CRF per dataset, plain multi-task, multi-task
-then fine-tuning (no type level), and HST (type level + fine-tuning)."""
-
-
-def run_variant(
-    variant: str,
-    datasets,
-    config: HSTConfig | None = None,
-    encoder_fn: Callable[[], WordEncoder] | None = None,
-    split: str = "test",
-) -> dict[str, PRF]:
-    """Train ``variant`` (a key of :data:`VARIANTS`) on ``datasets`` and score each dataset's ``split``.
-
-    ``encoder_fn()`` gives a fresh encoder for every model trained (default: load ``config.encoder``)."""
-    if variant not in VARIANTS:
-        raise KeyError(f"unknown variant {variant!r}; choose one of {list(VARIANTS)}")
-    v = VARIANTS[variant]
-    c = dataclasses.replace(config or get_default_config(), use_type_level=v["use_type_level"])
-    datasets = _as_list(datasets)
-    scores: dict[str, PRF] = {}
-    if not v["multitask"]:
-        for d in datasets:
-            model = HSTTagger(c, [d], encoder_fn() if encoder_fn else None)
-            train_multitask(model, [d], c)
-            scores[d.name] = evaluate(model, d, split)
-        return scores
-    model = HSTTagger(c, datasets, encoder_fn() if encoder_fn else None)
-    train_multitask(model, datasets, c)
-    for d in datasets:
-        tuned = fine_tune(model, d, c) if v["fine_tune"] else model
-        scores[d.name] = evaluate(tuned, d, split)
-    return scores
-
-
 __all__ = [
-    "ENTITY_TYPES",
-    "SCALES",
-    "VARIANTS",
+    "FORMAT",
     "DatasetHead",
-    "DatasetSkipped",
     "Fusion",
     "HSTBatch",
     "HSTConfig",
-    "HSTDataset",
     "HSTTagger",
     "TypeHead",
     "TypeLayer",
-    "dataset_sampler",
-    "dataset_tag_set",
-    "evaluate",
-    "fine_tune",
-    "fine_tune_parts",
-    "freeze",
     "get_default_config",
-    "load_hst_datasets",
-    "mean_dev_f1",
-    "model_parts",
-    "normalize_entity_type",
-    "run_variant",
-    "train_multitask",
-    "trainable_parts",
     "type_level_tags",
     "type_tag_set",
-    "unfreeze",
 ]
