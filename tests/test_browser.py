@@ -27,12 +27,7 @@ BROWSER = next(
 
 # Notebooks whose outputs still show a warning box from library code, with the reason; the lead fixes the
 # notebook bodies (issue #14). Empty once they are fixed; an entry that passes is reported as XPASS.
-KNOWN_WARNINGS: dict[str, str] = {
-    "06_hierarchical_transfer.ipynb": (
-        "torch's UserWarning 'Converting a tensor with requires_grad=True to a scalar' from the cell that "
-        "prints float(model.loss(batch, a)) (mernlib.models.hst's loss keeps its graph): detach it there"
-    ),
-}
+KNOWN_WARNINGS: dict[str, str] = {}
 
 # Measured by the browser after layout, written into the page, read back from --dump-dom. nbconvert shows
 # an SVG output as an <img> (a data: URL); the probe reads the SVG back for its data marks (Vega's

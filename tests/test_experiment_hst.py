@@ -104,7 +104,7 @@ def test_predictions_rescore_to_the_stored_numbers(run):
     for r in result["runs"].values():
         for name, entry in r["test"].items():
             path = root / entry["predictions"]
-            assert path == root / "sample" / f"{r['variant']}-seed5-quick-e1" / f"{name}.tsv"
+            assert path == root / "sample" / "quick" / f"{r['variant']}-seed5-e1" / f"{name}.tsv"
             for kind in ("strict", "lenient"):
                 assert experiment.rescore(path, strict=kind == "strict") == entry[kind], (r["variant"], name)
             lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("-DOCSTART-")]
@@ -196,15 +196,19 @@ def test_cli_reproduce_quick_on_the_sample(tmp_path, tiny_encoder_dir, monkeypat
 
 def test_prediction_folders_never_overwrite_the_committed_ones():
     reduced, full = SCALES["hst"]["reduced"]["epochs"], SCALES["hst"]["full"]["epochs"]
-    assert experiment.prediction_dir("paper", "hierarchical", 13, "reduced", reduced) == "paper/hierarchical"
-    assert experiment.prediction_dir("paper", "hierarchical", 13, "full", full) == "paper/hierarchical"
-    assert experiment.prediction_dir("paper", "hierarchical", 14, "reduced", reduced) == (
-        "paper/hierarchical-seed14"
-    )
+    dirs = {
+        experiment.prediction_dir("paper", "hierarchical", 13, "reduced", reduced),
+        experiment.prediction_dir("paper", "hierarchical", 13, "full", full),
+        experiment.prediction_dir("paper", "hierarchical", 14, "reduced", reduced),
+        experiment.prediction_dir("paper", "hierarchical", 13, "reduced", 1),
+        experiment.prediction_dir("paper", "hierarchical", 13, "quick", 1),
+    }
+    assert len(dirs) == 5
     assert (
-        experiment.prediction_dir("paper", "single-task", 13, "reduced", 1) == "paper/single-task-reduced-e1"
+        experiment.prediction_dir("paper", "hierarchical", 13, "reduced", reduced)
+        == "paper/reduced/hierarchical"
     )
-    assert experiment.prediction_dir("sample", "multi-task", 13, "quick", 1) == "sample/multi-task-quick-e1"
+    assert experiment.prediction_dir("sample", "multi-task", 13, "quick", 1) == "sample/quick/multi-task-e1"
 
 
 # -- the committed results, written before the contract ------------------------------------------------

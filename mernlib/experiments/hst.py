@@ -524,14 +524,14 @@ def train_variant(variant: str, datasets, config=None, **options) -> TrainedVari
 
 
 def prediction_dir(selection: str, variant: str, seed: int, scale: str, epochs: int) -> str:
-    """``<selection>/<variant>`` for the committed configuration (``reduced`` or ``full`` at the scale's
-    own epochs) at seed 13; another seed adds ``-seed<S>``, another configuration ``-<scale>-e<epochs>``,
-    so that no run overwrites the predictions of a committed one."""
+    """``<selection>/<scale>/<variant>`` for a committed configuration (``reduced`` or ``full`` at the
+    scale's own epochs) at seed 13; another seed adds ``-seed<S>``, another configuration ``-e<epochs>``,
+    so that no run overwrites the predictions of another (the scale is always part of the path)."""
     from . import SCALES
 
     name = variant if seed == COMMITTED_SEED else f"{variant}-seed{seed}"
     committed = scale in ("reduced", "full") and epochs == SCALES["hst"][scale]["epochs"]
-    return f"{selection}/{name}" if committed else f"{selection}/{name}-{scale}-e{epochs}"
+    return f"{selection}/{scale}/{name}" if committed else f"{selection}/{scale}/{name}-e{epochs}"
 
 
 def make_run(
@@ -1056,3 +1056,24 @@ __all__ = [
     "variant_config",
     "with_strict",
 ]
+
+
+def headline(result: dict) -> dict | None:
+    """The hierarchical model against single-task training, ours beside the paper's (the paper reports the
+    change in F1 per dataset): the mean change over the datasets both have, for the README."""
+    rows = [r for r in table(result) if r["variant"] == "hierarchical" and r["dataset"] != "mean"]
+    rows = [r for r in rows if r.get("delta_strict") is not None]
+    if not rows:
+        return None
+    paired = [r for r in rows if r.get("paper_delta") is not None]
+    mean = [r for r in table(result) if r["variant"] == "hierarchical" and r["dataset"] == "mean"]
+    ours = sum(r["delta_strict"] for r in paired) / len(paired)
+    theirs = sum(r["paper_delta"] for r in paired) / len(paired)
+    scale = rows[0]["scale"]
+    return {
+        "model": f"hierarchical (type level + fine-tuning), MiniLM, {scale} scale, seed {rows[0]['seeds'][0]}",
+        "paper protocol: ours": f"mean Δ F1 vs single-task over {len(paired)} datasets: {ours:+.2f} points",
+        "paper protocol: paper": f"{theirs:+.2f} points (XLNet-CRF, full data)",
+        "standard NER F1": f"{mean[0]['f1_strict']:.4f} (mean, strict)" if mean else None,
+        "standard men-document F1": None,
+    }
