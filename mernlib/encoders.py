@@ -442,19 +442,18 @@ def load_heads(model: nn.Module, directory: str | os.PathLike, map_location="cpu
     return model.to(map_location).eval()
 
 
-def encoder_for(config, encoder: WordEncoder | None = None, *, record: bool = True) -> WordEncoder:
+def encoder_for(config, encoder: WordEncoder | None = None, *, record: bool = False) -> WordEncoder:
     """The encoder a model is built on: ``encoder`` if given, else the one ``config.encoder`` names, built
     with ``config.max_length`` and ``config.stride``.
 
     A given encoder brings its own windowing (``max_length``, ``stride``), while save/load rebuild the
     encoder from the config's, so the two must agree. ``record`` says who makes them agree:
 
-    * ``record=True`` (the default; E2EMERN's call): this function **writes** the encoder's windowing into
-      ``config.max_length`` and ``config.stride`` -- the object passed is changed, so pass the model's
-      own copy of the config;
-    * ``record=False``: ``config`` is left alone and a disagreement raises ``ValueError`` naming both
-      windowings; the caller records what it uses first (HST:
-      ``dataclasses.replace(config, max_length=encoder.aligner.max_length, stride=encoder.aligner.stride)``).
+    * ``record=False`` (the default): ``config`` is left alone and a disagreement raises ``ValueError``
+      naming both windowings; the caller records what it uses first (E2EMERN and HST:
+      ``dataclasses.replace(config, max_length=encoder.aligner.max_length, stride=encoder.aligner.stride)``);
+    * ``record=True``: this function **writes** the encoder's windowing into ``config.max_length`` and
+      ``config.stride`` -- the object passed is changed.
     """
     if encoder is None:
         transformer, tokenizer = load_encoder(config.encoder)

@@ -284,7 +284,12 @@ class E2EMERN(nn.Module):
         entity_names: dict[str, str] | None = None,
     ):
         super().__init__()
-        self.config = dataclasses.replace(config) if config is not None else get_default_config()  # own copy
+        config = config if config is not None else get_default_config()
+        if encoder is not None:  # a given encoder brings its windowing: the config records it (save/load)
+            config = dataclasses.replace(
+                config, max_length=encoder.aligner.max_length, stride=encoder.aligner.stride
+            )
+        self.config = dataclasses.replace(config)  # the model's own copy
         self.entity_types = sorted(set(entity_types))
         self.low_tags = ["O"] + [f"{p}-{t}" for t in self.entity_types for p in ("B", "I")]
         self.low_index = {t: i for i, t in enumerate(self.low_tags)}
@@ -294,7 +299,7 @@ class E2EMERN(nn.Module):
         # parameters come from config.seed alone, never from (nor moving) the global RNG state
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
-            self._build(encoder_for(self.config, encoder))
+            self._build(encoder_for(self.config, encoder, record=False))
 
     def _build(self, encoder: WordEncoder) -> None:
         self.encoder = encoder
