@@ -117,10 +117,19 @@ def prepare(
 # Word vectors
 
 
-def word_vectors(corpus: str = "sample", data_dir=None, dim: int = 50, seed: int = 13, epochs: int = 5):
-    """word2vec vectors trained in the kit (gensim, CBOW, ``workers=1`` for determinism), cached.
+def word_vectors(
+    corpus: str = "sample",
+    data_dir=None,
+    dim: int = 50,
+    seed: int = 13,
+    epochs: int = 5,
+    sg: int = 0,
+    window: int = 5,
+    min_count: int = 1,
+):
+    """word2vec vectors trained in the kit (gensim, ``workers=1`` for determinism), cached on disk.
 
-    The training text never holds a test split of a corpus the kit evaluates on
+    ``sg=0`` is CBOW, ``sg=1`` skip-gram. The training text never holds a test split of any corpus
     (:func:`mernlib.data.embedding_training_text`). Returns ``(KeyedVectors, info)``.
     """
     from gensim.models import KeyedVectors
@@ -130,7 +139,10 @@ def word_vectors(corpus: str = "sample", data_dir=None, dim: int = 50, seed: int
     from ..paths import cache_dir
 
     kind = "sample" if corpus == "sample" else "real"
-    key = hashlib.sha256(json.dumps([kind, dim, seed, epochs, 1]).encode()).hexdigest()[:12]
+    identity = [kind, dim, seed, epochs, 1]
+    if (sg, window, min_count) != (0, 5, 1):  # the first vectors' key stays what it was
+        identity += [sg, window, min_count]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
     cache = cache_dir("word2vec")
     path = cache / f"{kind}-{dim}d-{key}.kv"
     info_path = path.with_suffix(".json")
@@ -138,9 +150,14 @@ def word_vectors(corpus: str = "sample", data_dir=None, dim: int = 50, seed: int
         return KeyedVectors.load(str(path)), json.loads(info_path.read_text())
     started = time.time()
     sentences, sources = embedding_training_text(corpus, data_dir)
-    vectors = train_word2vec(sentences, dim=dim, seed=seed, epochs=epochs, workers=1)
+    vectors = train_word2vec(
+        sentences, dim=dim, seed=seed, epochs=epochs, workers=1, sg=sg, window=window, min_count=min_count
+    )
+    method = "skip-gram" if sg else "CBOW"
     info = {
-        "method": f"word2vec CBOW {dim}-d, window 5, min_count 1, {epochs} epochs, seed {seed} (gensim)",
+        "method": f"word2vec {method} {dim}-d, window {window}, min_count {min_count}, {epochs} epochs, "
+        f"seed {seed} (gensim)",
+        "settings": {"sg": sg, "dim": dim, "window": window, "min_count": min_count, "epochs": epochs},
         "sentences": len(sentences),
         "tokens": sum(len(s) for s in sentences),
         "vocabulary": len(vectors.key_to_index),
@@ -151,6 +168,98 @@ def word_vectors(corpus: str = "sample", data_dir=None, dim: int = 50, seed: int
     vectors.save(str(path))
     info_path.write_text(json.dumps(info, indent=2))
     return vectors, info
+
+
+WORD_VECTOR_CHOICES: dict[str, dict | None] = {
+    "random init (no pretrained vectors)": None,
+    "CBOW 50-d, 5 epochs (the first kit vectors)": {"sg": 0, "dim": 50, "epochs": 5},
+    "skip-gram 50-d, 5 epochs": {"sg": 1, "dim": 50, "epochs": 5},
+    "skip-gram 100-d, 10 epochs": {"sg": 1, "dim": 100, "epochs": 10},
+    "skip-gram 200-d, 10 epochs": {"sg": 1, "dim": 200, "epochs": 10},
+}
+"""The word vectors compared on dev (:func:`compare_word_vectors`), as Zhao et al.'s Table 4 compares
+pretrained embeddings; all trained in the kit on every non-test split of the corpora."""
+
+WORD_VECTOR_PROBE = {"optimizer": "adam", "lr": 0.002, "epochs": 6, "batch_size": 32}
+"""How each set of vectors is judged: a Bi-LSTM-CNNs-CRF MER tagger (the paper's network) trained with
+Adam for a few epochs, its best dev F1. Cheap enough to try several vectors; MER is where word vectors act
+most directly (MEN tags sit on the same representation)."""
+
+
+def compare_word_vectors(
+    corpus: str = "ncbi-disease",
+    data_dir=None,
+    seed: int = 13,
+    choices: dict | None = None,
+    probe: dict | None = None,
+    progress: bool = False,
+    max_sentences: int | None = None,
+) -> list[dict]:
+    """Dev MER F1 of a tagger on each set of word vectors in ``choices`` (name -> :func:`word_vectors`
+    settings, ``None`` for random rows), nearest neighbours of a few words, and coverage. Test is never
+    read; the best row is what the full runs use."""
+    from ..embeddings import embedding_matrix, nearest_neighbours
+    from ..models.mtl_feedback import MultiTaskTagger
+    from ..train import fit
+
+    data = prepare(corpus, data_dir, max_sentences=max_sentences)
+    rows = []
+    for name, settings in (choices or WORD_VECTOR_CHOICES).items():
+        started = time.time()
+        vectors, info = (
+            (None, None) if settings is None else word_vectors(corpus, data_dir, seed=seed, **settings)
+        )
+        dim = vectors.vector_size if vectors is not None else 50
+        config = row_config(
+            "bilstm-cnns-crf",
+            tasks=("mer",),
+            feedback="none",
+            seed=seed,
+            word_dim=dim,
+            **(probe or WORD_VECTOR_PROBE),
+        )
+        model = MultiTaskTagger.build(
+            config,
+            data.words["train"],
+            {"mer": data.tags["train"]["mer"]},
+            keyed_vectors=vectors,
+            extra_words=_vector_words(vectors, data),
+        )
+        def dev_f1(m):
+            combined, _ = decode_predictions(data, "dev", m.predict_tags(data.words["dev"]))
+            return paper_protocol(data, "dev", combined, None)["mer"]["f1"]
+
+        result = fit(
+            model,
+            {
+                "mer": lambda g, m=model: m.make_batches(
+                    data.words["train"], {"mer": data.tags["train"]["mer"]}, shuffle=True, generator=g
+                )
+            },
+            config,
+            dev_eval_fn=dev_f1,
+            progress=progress,
+        )
+        row = {
+            "vectors": name,
+            "settings": settings,
+            "dev_mer_f1": round(result.best_score, 4),
+            "best_epoch": result.best_epoch,
+            "dev_mer_f1_by_epoch": [round(h["dev"], 4) for h in result.history],
+            "seconds": round(time.time() - started, 1),
+        }
+        if vectors is not None:
+            _, coverage = embedding_matrix(model.vocab, vectors, dim=dim, seed=seed)
+            row["vocabulary"] = info["vocabulary"]
+            row["training_tokens"] = info["tokens"]
+            row["coverage"] = round(coverage.found, 4)
+            row["neighbours"] = {
+                w: [n for n, _ in nearest_neighbours(vectors, w, 5)]
+                for w in ("cirrhosis", "cancer", "seizures")
+                if w in vectors.key_to_index
+            }
+        rows.append(row)
+    return rows
 
 
 def men_ceiling(data: MTLData, split: str = "test", seen_splits=("train",)) -> dict:
