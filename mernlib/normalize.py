@@ -610,6 +610,7 @@ class Normalizer:
 
     def lookup(self, text: str, mention_type: str | None = None) -> tuple[str, str, str] | None:
         """``(concept string, "training" | "name", level)`` from the exact-lookup tables, or None."""
+        omim_only = None
         for level, key in lookup_keys(text, self.config.string_rules):
             for typed in (mention_type, None) if self.config.type_aware and mention_type else (None,):
                 found = self.training_table.get((typed, level, key))
@@ -617,8 +618,14 @@ class Normalizer:
                     return found.most_common(1)[0][0], "training", level  # ties: first seen
             found = self.name_table.get((level, key))
             if found:
-                return min(found, key=self._preference), "name", level
-        return None
+                best = min(found, key=self._preference)
+                if not best.startswith("OMIM:"):
+                    return best, "name", level
+                # Both corpora use an OMIM ID only where MeSH has no concept: "pancreatic cancer" is an
+                # OMIM title word for word but NCBI annotates MeSH's "Pancreatic Neoplasms", which the
+                # looser levels find. An OMIM name is the answer only if no level finds a MeSH one.
+                omim_only = omim_only or (best, "name", level)
+        return omim_only
 
     def _composite(self, text: str, mention_type: str | None) -> str | None:
         for parts in composite_parts(text):
@@ -687,7 +694,13 @@ class Normalizer:
             return [found[text], text], True
         expanded = text
         for short, long in sorted(found.items(), key=lambda kv: -len(kv[0])):
-            expanded = re.sub(rf"(?<![\w-]){re.escape(short)}(?![\w-])", long, expanded)
+            if long.lower() in expanded.lower():
+                # "hypoxanthine ... transferase (HPRT) deficiency": the definition itself; drop "(HPRT)"
+                expanded = re.sub(rf"\s*\(\s*{re.escape(short)}\s*\)", "", expanded)
+            else:
+                expanded = re.sub(rf"(?<![\w-]){re.escape(short)}(?![\w-])", long, expanded)
+        # "HPT-JT syndrome" -> "hyperparathyroidism-jaw tumor syndrome syndrome": a repeated word once
+        expanded = re.sub(r"\b(\w+)(\s+\1\b)+", r"\1", expanded, flags=re.I)
         return ([expanded, text], True) if expanded != text else ([text], False)
 
     def resolve_batch(
