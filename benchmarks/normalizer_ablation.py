@@ -102,7 +102,7 @@ def run(corpus: str, split: str, stages, errors: int, progress: bool, data_dir=N
     train = splits["train"] + (splits["dev"] if split == "test" else [])
     gold = splits[split]
     rows = []
-    full = None
+    fitted = {}
     for label, overrides in stages:
         started = time.time()
         if overrides is None:
@@ -111,7 +111,7 @@ def run(corpus: str, split: str, stages, errors: int, progress: bool, data_dir=N
         else:
             normalizer = Normalizer(NormalizerConfig(progress=progress, **overrides)).fit(train, base)
             pred = normalizer.normalize(gold)
-            full = normalizer
+            fitted[label] = normalizer
         seconds = time.time() - started
         for mention_type in TYPES[corpus]:
             s = score(gold, pred, mention_type)
@@ -129,32 +129,33 @@ def run(corpus: str, split: str, stages, errors: int, progress: bool, data_dir=N
                 f"{corpus:13s} {mention_type or 'Disease':9s} {split:4s} {label:55s} acc {s['accuracy']:.4f}  doc-F1 {s['doc_f1']:.4f}  {seconds:7.1f} s",
                 flush=True,
             )
-    # retrievers alone: recall@k on the same gold mentions (type-blind, bare mention texts)
-    if full is not None and any(o and o.get("retriever") == "dense" for _, o in stages):
-        from mernlib.candidates import CandidateGenerator
-
-        retrievers = {"TF-IDF (char 3-grams)": CandidateGenerator(full.forms)}
-        plain = Normalizer(NormalizerConfig(progress=progress, tune_encoder=False)).fit(train, base)
-        retrievers["dense MiniLM"] = plain.retriever
-        retrievers["dense tuned MiniLM"] = full.retriever
-        for mention_type in TYPES[corpus]:
-            mentions = [(m.text, m.concept) for d in keep_type(gold, mention_type) for m in d.mentions]
-            for name, retriever in retrievers.items():
-                r = recall_at_k(retriever, mentions, RECALL_KS)
-                line = "  ".join(f"R@{k} {r[k]:.4f}" for k in RECALL_KS)
-                print(
-                    f"{corpus:13s} {mention_type or 'Disease':9s} {split:4s} recall of {name:45s} {line}",
-                    flush=True,
-                )
-                rows.append(
-                    {
-                        "corpus": corpus,
-                        "type": mention_type or "Disease",
-                        "split": split,
-                        "retriever": name,
-                        **{f"R@{k}": r[k] for k in RECALL_KS},
-                    }
-                )
+    full = fitted[stages[-1][0]] if fitted else None
+    # the retrievers alone: recall@k on the same gold mentions (bare mention texts, no abbreviation or type)
+    retrievers = {}
+    for normalizer in fitted.values():
+        name = {
+            "tfidf": "TF-IDF (char 3-grams)",
+            "dense": "dense tuned MiniLM" if normalizer.config.tune_encoder else "dense MiniLM",
+        }[normalizer.config.retriever]
+        retrievers[name] = normalizer.retriever
+    for mention_type in TYPES[corpus]:
+        mentions = [(m.text, m.concept) for d in keep_type(gold, mention_type) for m in d.mentions]
+        for name, retriever in retrievers.items():
+            r = recall_at_k(retriever, mentions, RECALL_KS)
+            line = "  ".join(f"R@{k} {r[k]:.4f}" for k in RECALL_KS)
+            print(
+                f"{corpus:13s} {mention_type or 'Disease':9s} {split:4s} recall of {name:45s} {line}",
+                flush=True,
+            )
+            rows.append(
+                {
+                    "corpus": corpus,
+                    "type": mention_type or "Disease",
+                    "split": split,
+                    "retriever": name,
+                    **{f"R@{k}": r[k] for k in RECALL_KS},
+                }
+            )
     if errors and full is not None:
         seen_ids = {i for d in train for m in d.mentions for i in m.ids} | set(base)
         seen_train = {i for d in train for m in d.mentions for i in m.ids}
