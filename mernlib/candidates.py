@@ -56,6 +56,21 @@ def char_ngrams(text: str, n: int = 3) -> list[str]:
     return char_ngram_vectorizer(n).build_analyzer()(text)
 
 
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest ``scores``, best first, ties in index order.
+
+    ``np.argpartition`` alone returns an *arbitrary* member of a tie at the cut (with ``k=1``, any of
+    the concepts that share the best score: MeSH's "Leukemia, Myeloid, Acute" and an OMIM title with
+    the same words do), so every index scoring at least the ``k``-th best value is kept, sorted, and cut.
+    """
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+    candidates = np.flatnonzero(scores >= kth)
+    return candidates[np.lexsort((candidates, -scores[candidates]))][:k]
+
+
 class CandidateGenerator:
     """Exact match, then character n-gram TF-IDF cosine, over ``(name, concept_id)`` pairs.
 
@@ -129,11 +144,7 @@ class CandidateGenerator:
                 exact = self.exact.get(normalize_text(text), [])
                 row = row.copy()
                 row[exact] = 1.0 + 1e-9  # exact matches first, then cosine order
-                if k == 0:
-                    out.append([])
-                    continue
-                top = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
-                top = top[np.lexsort((top, -row[top]))]  # by score, ties by concept order
+                top = top_k_indices(row, k)  # by score, ties by concept order
                 out.append([(self.concepts[i], float(min(row[i], 1.0))) for i in top])
         return out
 

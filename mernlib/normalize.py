@@ -65,7 +65,7 @@ import numpy as np
 
 from .abbreviations import METHODS as ABBREVIATION_METHODS
 from .abbreviations import find_abbreviations, resolved_method
-from .candidates import CandidateGenerator, normalize_text
+from .candidates import CandidateGenerator, normalize_text, top_k_indices
 from .corpus import NIL, Document, split_concept
 from .entity_base import EntityBase
 
@@ -343,9 +343,7 @@ class DenseRetriever:
             if allowed is not None:
                 scores = np.where(allowed[lo : lo + 512], scores, -np.inf)
             for row in scores:
-                kk = min(k, len(row))
-                top = np.argpartition(-row, kk - 1)[:kk] if kk < len(row) else np.arange(len(row))
-                top = top[np.lexsort((top, -row[top]))]
+                top = top_k_indices(row, k)
                 out.append([(self.concepts[i], float(row[i])) for i in top if np.isfinite(row[i])])
         return out
 
@@ -768,9 +766,7 @@ class Normalizer:
                 mask = self._allowed(mention_type)
                 if mask is not None:
                     row = np.where(mask, row, -np.inf)
-                kk = min(k, len(row))
-                top = np.argpartition(-row, kk - 1)[:kk] if kk < len(row) else np.arange(len(row))
-                top = top[np.lexsort((top, -row[top]))]  # by score, ties by concept order
+                top = top_k_indices(row, k)  # by score, ties by concept order (MeSH before OMIM)
                 # a TF-IDF score of 0 shares no n-gram: no candidate at all (as the baseline); any cosine
                 # of a dense encoder is a ranking
                 out.append(

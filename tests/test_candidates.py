@@ -12,6 +12,7 @@ from mernlib.candidates import (
     char_ngrams,
     normalize_text,
     recall_at_k,
+    top_k_indices,
 )
 from mernlib.corpus import Document, Mention
 
@@ -129,3 +130,16 @@ def test_dictionary_normalizer():
 def test_generator_rejects_empty_base():
     with pytest.raises(ValueError):
         CandidateGenerator([("", "D1"), ("name", "-1")])
+
+
+def test_top_k_ties_in_concept_order():
+    # argpartition alone returns any member of a tie at the cut; the kit keeps concept (index) order
+    scores = np.array([0.2, 0.9, 0.5, 0.9, 0.9])
+    assert top_k_indices(scores, 1).tolist() == [1]
+    assert top_k_indices(scores, 2).tolist() == [1, 3]
+    assert top_k_indices(scores, 10).tolist() == [1, 3, 4, 2, 0]
+    assert top_k_indices(scores, 0).tolist() == []
+    gen = CandidateGenerator(
+        [("acute myeloid leukemia", "OMIM:601626"), ("Leukemia, Myeloid, Acute", "D015470")]
+    )
+    assert gen.top_k("myeloid leukemia acute", 1)[0][0] == "D015470"  # same n-grams, same score

@@ -220,9 +220,13 @@ def test_config_is_checked_and_fit_first():
 
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory, one_torch_thread):
-    from mernlib.encoders import tiny_random_encoder
+    from transformers import AutoTokenizer
 
-    encoder = tiny_random_encoder(hidden_size=32, num_layers=1, max_length=32, seed=0)
+    from mernlib.encoders import default_encoder_path, tiny_random_encoder
+
+    # the default tokenizer alone (loading it through load_encoder would load MiniLM's weights too)
+    tokenizer = AutoTokenizer.from_pretrained(default_encoder_path(), local_files_only=True)
+    encoder = tiny_random_encoder(tokenizer, hidden_size=32, num_layers=1, max_length=32, seed=0)
     folder = tmp_path_factory.mktemp("tiny-encoder")
     encoder.transformer.save_pretrained(folder)
     encoder.tokenizer.save_pretrained(folder)
