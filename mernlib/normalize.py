@@ -533,6 +533,7 @@ def tune_encoder(
     model.eval()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a cache shared by a team must stay readable
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     (staging / "mernlib-tuning.json").write_text(
