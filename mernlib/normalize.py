@@ -102,7 +102,8 @@ class NormalizerConfig:
       bit-identical for a given seed only at a fixed thread count, and the kit's machines have 2 cores
       shared); ``None`` keeps torch's current setting.
     * ``seed``: tuning's sampling, shuffling and dropout.
-    * ``cache``: reuse / store tuned encoders under ``$MERNLIB_CACHE`` (``cache_dir`` overrides the folder).
+    * ``cache``: reuse / store tuned encoders and the dense vectors of the surface forms under
+      ``$MERNLIB_CACHE/normalizer-encoders`` (``cache_dir`` overrides the folder).
     * ``type_aware``: use mention types (training table per type, retrieval restricted by type).
     * ``progress``: tqdm bars while tuning and encoding.
     """
