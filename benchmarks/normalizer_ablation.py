@@ -5,7 +5,7 @@ baseline (mernlib.candidates.DictionaryNormalizer) and then the Normalizer with 
 one after another, and prints for each: mention accuracy (gold mentions with a concept whose predicted
 ID set equals the gold one; NIL gold mentions left out, as men-mention does), document-level concept F1
 (mernlib.metrics.men_document_prf, the BioCreative V CDR measure) and wall time (fit + normalize; a
-tuned encoder found in the cache costs nothing, so pass --fresh-cache to time the tuning). It also
+tuned encoder found in $MERNLIB_CACHE costs nothing: point MERNLIB_CACHE at an empty folder to time tuning). It also
 prints recall@k of the retrievers alone (TF-IDF, MiniLM, tuned MiniLM) on the same mentions.
 
 Protocol: --split dev fits on train; --split test fits on train + dev. Choose on dev; run test once.
