@@ -11,29 +11,28 @@ ranks concepts for a mention text by:
    side (``"renal"`` -> ``" re", "ren", "ena", "nal", "al "``), which tolerates inflection, spelling
    variants and word order. A concept's score is the maximum over its names.
 
-The matrices are ``scipy.sparse`` (scipy is installed with gensim, a declared dependency); without
-scipy the same arithmetic runs on dense numpy arrays, fine for small entity bases.
+The TF-IDF is scikit-learn's ``TfidfVectorizer(analyzer="char_wb")`` rather than a hand-written one:
+its ``char_wb`` analyzer is exactly the padded in-word n-grams above, its default smooth IDF
+(``ln((1 + n) / (1 + df)) + 1``) and L2-normalized rows are what the kit computed by hand before, and a
+maintained library is one less thing to test. Query n-grams unseen in the base are ignored, as before.
 
 :func:`recall_at_k` measures how often the gold concept is in the top ``k`` (the ceiling of any
 re-ranker), and :class:`DictionaryNormalizer` is the baseline every learned model must beat:
 the concept a training mention with the same text had, else an entity name's, else TF-IDF top-1.
+The stronger, staged normalizer (abbreviations, string rules, composite mentions, dense retrieval) is
+:class:`mernlib.normalize.Normalizer`; this baseline stays as it is so that numbers stay comparable.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .corpus import split_concept
-
-try:  # scipy comes with gensim; the fallback keeps small bases working without it
-    import scipy.sparse as _sp
-except ImportError:  # pragma: no cover
-    _sp = None
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
@@ -43,16 +42,33 @@ def normalize_text(text: str) -> str:
     return _NON_ALNUM.sub(" ", text.lower()).strip()
 
 
+def char_ngram_vectorizer(n: int = 3) -> TfidfVectorizer:
+    """The TF-IDF the kit uses: character ``n``-grams inside words of :func:`normalize_text`'s output,
+    each word padded by one space (a word shorter than ``n`` once padded is one gram)."""
+    return TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(n, n), preprocessor=normalize_text, lowercase=False, dtype=np.float64
+    )
+
+
 def char_ngrams(text: str, n: int = 3) -> list[str]:
-    """Character ``n``-grams of each word of ``normalize_text(text)``, each word padded by one space."""
-    grams = []
-    for word in normalize_text(text).split():
-        padded = f" {word} "
-        if len(padded) <= n:
-            grams.append(padded)
-        else:
-            grams.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
-    return grams
+    """Character ``n``-grams of each word of ``normalize_text(text)``, each word padded by one space
+    (what :func:`char_ngram_vectorizer` counts, for inspection)."""
+    return char_ngram_vectorizer(n).build_analyzer()(text)
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest ``scores``, best first, ties in index order.
+
+    ``np.argpartition`` alone returns an *arbitrary* member of a tie at the cut (with ``k=1``, any of
+    the concepts that share the best score: MeSH's "Leukemia, Myeloid, Acute" and an OMIM title with
+    the same words do), so every index scoring at least the ``k``-th best value is kept, sorted, and cut.
+    """
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+    candidates = np.flatnonzero(scores >= kth)
+    return candidates[np.lexsort((candidates, -scores[candidates]))][:k]
 
 
 class CandidateGenerator:
@@ -83,15 +99,8 @@ class CandidateGenerator:
             idx = concept_index[concept]
             if idx not in self.exact[key]:
                 self.exact[key].append(idx)
-        # vocabulary and inverse document frequency (smooth: ln((1+n)/(1+df)) + 1, as is customary)
-        grams_per_name = [Counter(char_ngrams(k, n)) for k in self.names]
-        df: Counter = Counter()
-        for grams in grams_per_name:
-            df.update(grams.keys())
-        self.vocab = {g: i for i, g in enumerate(sorted(df))}
-        n_docs = len(self.names)
-        self.idf = np.array([math.log((1 + n_docs) / (1 + df[g])) + 1.0 for g in sorted(df)])
-        self.matrix = self._vectorize_counts(grams_per_name)  # [n_names, n_grams], rows L2-normalized
+        self.vectorizer = char_ngram_vectorizer(n)
+        self.matrix = self.vectorizer.fit_transform(self.names)  # [n_names, n_grams], rows L2-normalized
 
     @classmethod
     def from_entity_base(
@@ -109,35 +118,13 @@ class CandidateGenerator:
         pairs.extend((text, concept) for text, concept in mentions)
         return cls(pairs, n=n)
 
-    def _vectorize_counts(self, grams_per_text: list[Counter]):
-        rows, cols, vals = [], [], []
-        for r, grams in enumerate(grams_per_text):
-            for g, count in grams.items():
-                c = self.vocab.get(g)
-                if c is not None:
-                    rows.append(r)
-                    cols.append(c)
-                    vals.append(count * self.idf[c])
-        shape = (len(grams_per_text), len(self.vocab))
-        if _sp is not None:
-            m = _sp.csr_matrix((vals, (rows, cols)), shape=shape, dtype=np.float64)
-            norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-            norms[norms == 0] = 1.0
-            return _sp.diags(1.0 / norms) @ m
-        dense = np.zeros(shape)
-        np.add.at(dense, (rows, cols), vals)
-        norms = np.linalg.norm(dense, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return dense / norms
-
     def vectorize(self, texts: Sequence[str]):
-        """TF-IDF rows (L2-normalized) of ``texts``; n-grams unseen in the base are ignored."""
-        return self._vectorize_counts([Counter(char_ngrams(t, self.n)) for t in texts])
+        """TF-IDF rows (``scipy.sparse``, L2-normalized) of ``texts``; n-grams unseen in the base are ignored."""
+        return self.vectorizer.transform(list(texts))
 
     def concept_scores(self, texts: Sequence[str]) -> np.ndarray:
         """``[len(texts), n_concepts]`` cosine similarity of each text to each concept's best name."""
-        sims = self.vectorize(texts) @ self.matrix.T
-        sims = sims.toarray() if hasattr(sims, "toarray") else np.asarray(sims)
+        sims = (self.vectorize(texts) @ self.matrix.T).toarray()
         return np.maximum.reduceat(sims, self._concept_starts, axis=1) if sims.size else sims
 
     def top_k(self, mention_text: str, k: int = 10) -> list[tuple[str, float]]:
@@ -157,11 +144,7 @@ class CandidateGenerator:
                 exact = self.exact.get(normalize_text(text), [])
                 row = row.copy()
                 row[exact] = 1.0 + 1e-9  # exact matches first, then cosine order
-                if k == 0:
-                    out.append([])
-                    continue
-                top = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
-                top = top[np.lexsort((top, -row[top]))]  # by score, ties by concept order
+                top = top_k_indices(row, k)  # by score, ties by concept order
                 out.append([(self.concepts[i], float(min(row[i], 1.0))) for i in top])
         return out
 
@@ -171,10 +154,12 @@ def recall_at_k(
 ) -> dict:
     """Fraction of mentions whose gold concept is among the top ``k`` candidates, for each ``k``.
 
-    ``mentions`` are ``(text, gold)`` where gold is a concept string or a collection of IDs. A mention
-    counts as found at ``k`` when one of its gold IDs is one of the IDs of a top-``k`` candidate
-    (lenient for composite mentions). Mentions without any gold ID (NIL, empty) are not counted in the
-    denominator; their number is reported as ``"nil"``.
+    ``generator`` is anything with ``top_k_batch(texts, k) -> [[(concept, score), ...], ...]`` (a
+    :class:`CandidateGenerator`, or :class:`mernlib.normalize.DenseRetriever`). ``mentions`` are
+    ``(text, gold)`` where gold is a concept string or a collection of IDs. A mention counts as found at
+    ``k`` when one of its gold IDs is one of the IDs of a top-``k`` candidate (lenient for composite
+    mentions). Mentions without any gold ID (NIL, empty) are not counted in the denominator; their
+    number is reported as ``"nil"``.
     """
     items = []
     nil = 0
@@ -204,6 +189,9 @@ class DictionaryNormalizer:
     Lookup order for a normalized mention text: the most frequent concept of training mentions with
     that text (ties: the one seen first), else the concept of an entity name or synonym with that text
     (several: the smallest ID, for determinism), else the TF-IDF top-1 candidate.
+
+    This is the kit's documented baseline and is kept deliberately simple; every stage that
+    :class:`mernlib.normalize.Normalizer` adds is measured against it (``benchmarks/README.md``).
     """
 
     def __init__(
