@@ -41,6 +41,11 @@ every mention, in order, the first stage that gives an answer wins:
    everything that defines it (base encoder, surface forms, hyper-parameters, seed), so a second fit is
    free and a change of data retunes.
 
+A fitted normalizer is written to a folder with :meth:`Normalizer.save` and read back with
+:meth:`Normalizer.load`: its training mentions, entity base and configuration, and for the dense retriever
+a copy of the (tuned) encoder with the surface forms' vectors, so a saved normalizer needs no cache and
+does no tuning (an annotation pipeline, :mod:`mernlib.pipeline`, keeps one in its model folder).
+
 With typed corpora (BC5CDR's Chemical and Disease) the training table is consulted with the mention's
 type first, and retrieval skips concepts seen in training only under another type, so a chemical is
 not normalized to a disease.
@@ -287,7 +292,8 @@ class DenseRetriever:
     :meth:`mernlib.candidates.CandidateGenerator.top_k_batch`, so :func:`mernlib.candidates.recall_at_k`
     and E2EMERN's ``annotate`` accept it. Encoding the ~8,000 forms of a corpus takes minutes on a loaded
     CPU core, so with ``cache_dir`` the vectors are kept there as ``vectors-<key>.npy``, the key hashing the
-    encoder (``encoder_fingerprint``), ``max_length`` and the form texts.
+    encoder (``encoder_fingerprint``), ``max_length`` and the form texts; ``vectors`` (those of these very
+    forms, as a saved normalizer holds them) skip encoding altogether.
     """
 
     def __init__(
@@ -299,6 +305,7 @@ class DenseRetriever:
         progress: bool = False,
         cache_dir: str | os.PathLike | None = None,
         encoder_fingerprint: dict | None = None,
+        vectors: np.ndarray | None = None,
     ):
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
         unique = list(dict.fromkeys((normalize_text(t), c) for t, c in forms if normalize_text(t)))
@@ -308,6 +315,14 @@ class DenseRetriever:
         index = {c: i for i, c in enumerate(self.concepts)}
         self.form_texts = [t for t, _ in unique]
         self.form_concept = np.array([index[c] for _, c in unique], dtype=np.int64)
+        if vectors is not None:  # the vectors of these very forms, saved with a normalizer (Normalizer.load)
+            if vectors.shape != (len(self.form_texts), model.config.hidden_size):
+                raise ValueError(
+                    f"{vectors.shape[0]} saved vectors of size {vectors.shape[1:]} for "
+                    f"{len(self.form_texts)} forms and an encoder of size {model.config.hidden_size}"
+                )
+            self.vectors = vectors
+            return
         cached = None
         if cache_dir is not None and encoder_fingerprint is not None:
             payload = {"encoder": encoder_fingerprint, "max_length": max_length, "forms": self.form_texts}
@@ -609,32 +624,41 @@ class Normalizer:
         """Build the lookup tables and the retriever (tuning the encoder if configured, or loading it
         from the cache) from training documents and one entity base or several (e.g. MeSH + OMIM, then
         CTD MEDIC from :func:`mernlib.entity_base.load_ctd_medic`; merged in order). Returns ``self``."""
+        mentions = [(m.text, m.type, m.concept) for d in training_documents for m in d.mentions]
+        self._build_tables(mentions, _merge_bases(entity_base))
+        self._build_retriever()
+        return self
+
+    def _build_tables(self, mentions: Sequence[tuple[str, str, str]], base: EntityBase) -> None:
+        """The exact-lookup tables and the surface forms, from ``(text, type, concept)`` training mentions
+        and the entity base. Keeps the mentions that carry a concept (``training_mentions``): what
+        :meth:`save` writes, so that :meth:`load` rebuilds the very same tables."""
         cfg = self.config
-        base = _merge_bases(entity_base)
         self.entity_base = base
         self.training_table: dict[tuple[str | None, str, str], Counter] = defaultdict(Counter)
         self.name_table: dict[tuple[str, str], Counter] = defaultdict(Counter)
         self.concept_prior: Counter = Counter()
         self.concept_types: dict[str, set[str]] = defaultdict(set)
+        self.training_mentions: list[tuple[str, str, str]] = []
         forms: list[tuple[str, str]] = []
         mention_forms: list[tuple[str, str]] = []
-        mentions = [m for d in training_documents for m in d.mentions]
-        for m in mentions:
-            ids = split_concept(m.concept)
-            concept = m.concept if ids else (NIL if m.concept.strip() == NIL else "")
+        for text, mention_type, raw_concept in mentions:
+            ids = split_concept(raw_concept)
+            concept = raw_concept if ids else (NIL if raw_concept.strip() == NIL else "")
             if not concept:
                 continue
+            self.training_mentions.append((text, mention_type, raw_concept))
             for cid in ids:
                 self.concept_prior[cid] += 1
-                self.concept_types[cid].add(m.type)
+                self.concept_types[cid].add(mention_type)
             if not cfg.training_mentions:
                 continue
-            for level, key in lookup_keys(m.text, cfg.string_rules):
-                self.training_table[(m.type, level, key)][concept] += 1
+            for level, key in lookup_keys(text, cfg.string_rules):
+                self.training_table[(mention_type, level, key)][concept] += 1
                 self.training_table[(None, level, key)][concept] += 1
             if len(ids) == 1:
-                forms.append((m.text, ids[0]))
-                mention_forms.append((m.text, ids[0]))
+                forms.append((text, ids[0]))
+                mention_forms.append((text, ids[0]))
         if cfg.entity_names:
             for name, cid in base.names():
                 for level, key in lookup_keys(name, cfg.string_rules):
@@ -644,12 +668,17 @@ class Normalizer:
             raise ValueError("nothing to normalize to: no training mention and no entity-base name")
         self.forms = list(dict.fromkeys(forms))
         self.mention_forms = list(dict.fromkeys(mention_forms))
+
+    def _build_retriever(self, encoder_path: Path | None = None, vectors: np.ndarray | None = None) -> None:
+        """The retriever over ``self.forms``; a saved normalizer passes its encoder folder and the forms'
+        vectors (:meth:`load`), so nothing is tuned or encoded again."""
+        cfg = self.config
         self.tfidf = None
         if cfg.retriever == "tfidf":
             self.retriever = CandidateGenerator(self.forms)
             self.encoder_path = None
         else:
-            self.retriever, self.encoder_path = self._dense_retriever()
+            self.retriever, self.encoder_path = self._dense_retriever(encoder_path, vectors)
             if cfg.retrieval_tfidf_weight:
                 self.tfidf = CandidateGenerator(self.forms)
                 if (
@@ -658,14 +687,18 @@ class Normalizer:
                     raise AssertionError("TF-IDF and dense retrievers index different concepts")
         self._allowed_cache: dict[str | None, np.ndarray] = {}
         self.fitted = True
-        return self
 
-    def _dense_retriever(self) -> tuple[DenseRetriever, Path | None]:
+    def _dense_retriever(
+        self, saved_encoder: Path | None = None, vectors: np.ndarray | None = None
+    ) -> tuple[DenseRetriever, Path | None]:
         from .encoders import load_encoder
 
         cfg = self.config
         path = None
-        if cfg.tune_encoder:
+        if saved_encoder is not None:  # a saved normalizer's own copy of its (tuned) encoder
+            path = saved_encoder
+            model, tokenizer = load_encoder(path)
+        elif cfg.tune_encoder:
             forms_by_concept: dict[str, list[str]] = defaultdict(list)
             for text, cid in self.forms:
                 key = normalize_text(text)
@@ -681,6 +714,8 @@ class Normalizer:
         else:
             model, tokenizer = load_encoder(cfg.encoder)
         model.eval()
+        if vectors is not None:
+            return DenseRetriever(model, tokenizer, self.forms, cfg.max_length, vectors=vectors), path
         fingerprint = _encoder_fingerprint(path if path is not None else cfg.encoder)
         retriever = DenseRetriever(
             model,
@@ -914,6 +949,121 @@ class Normalizer:
         if not self.fitted:
             raise RuntimeError("call Normalizer.fit(training_documents, entity_base) first")
 
+    # -- saving and loading -------------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the fitted normalizer to ``directory`` (created; files of the same names replaced):
+
+        * ``config.json``: ``format`` (:data:`SAVE_FORMAT`), the :class:`NormalizerConfig`, the abbreviation
+          detector it ran with, where its dense encoder is (``"encoder"``: the copy below; ``null``: the
+          kit's bundled MiniLM; else a hub name), and the SHA-256 of the retriever's surface forms;
+        * ``training_mentions.json``: the ``[text, type, concept]`` of every training mention with a
+          concept (NIL included), from which the lookup tables are rebuilt;
+        * ``entity_base.tsv``: the entity base (:meth:`mernlib.entity_base.EntityBase.to_tsv`);
+        * dense retriever only: ``vectors.npy`` (the surface forms' vectors) and ``encoder/``, a copy of the
+          tuned encoder (or of an untuned local one), so that :meth:`load` needs neither the cache
+          (``$MERNLIB_CACHE``) nor any tuning or encoding.
+
+        The tables themselves are not written: rebuilding them from the mentions and names takes a second,
+        and keeps the folder readable.
+        """
+        self._check_fitted()
+        cfg = self.config
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        encoder: str | None = None
+        if isinstance(self.retriever, DenseRetriever):
+            local = self.encoder_path if self.encoder_path is not None else cfg.encoder
+            if local is not None and Path(os.path.expanduser(str(local))).is_dir():
+                if (directory / "encoder").exists():
+                    shutil.rmtree(directory / "encoder")
+                shutil.copytree(
+                    Path(os.path.expanduser(str(local))),
+                    directory / "encoder",
+                    ignore=shutil.ignore_patterns("mernlib-tuning.json"),
+                )
+                encoder = "encoder"
+            else:
+                encoder = cfg.encoder  # None: the bundled MiniLM; otherwise a hub name
+            np.save(directory / "vectors.npy", self.retriever.vectors)
+        meta = {
+            "format": SAVE_FORMAT,
+            "config": asdict(cfg),
+            "abbreviation_detector": self.describe()["abbreviation_detector"],
+            "retriever": type(self.retriever).__name__,
+            "encoder": encoder,
+            "tuned_encoder": None if self.encoder_path is None else Path(self.encoder_path).name,
+            "forms": len(self.forms),
+            "forms_sha256": _forms_digest(self.forms),
+        }
+        (directory / "config.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        rows = ",\n".join(json.dumps(list(m), ensure_ascii=False) for m in self.training_mentions)
+        (directory / "training_mentions.json").write_text(f"[\n{rows}\n]\n", encoding="utf-8")
+        self.entity_base.to_tsv(directory / "entity_base.tsv")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, **overrides) -> Normalizer:
+        """The normalizer :meth:`save` wrote to ``directory``, ready to normalize. ``overrides`` change
+        config fields that do not alter what was fitted (e.g. ``progress=False``).
+
+        Raises ``ValueError`` for a folder that is not a saved normalizer, or whose surface forms no longer
+        match its vectors. A config field this version of the kit does not know is an error too (it would
+        be a stage this normalizer cannot run). When ``abbreviations="auto"`` resolves to another detector
+        here than where it was saved (Ab3P installed there, not here), a ``UserWarning`` says so.
+        """
+        import warnings
+        from dataclasses import fields
+
+        from .entity_base import load_entity_base
+
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{directory}: not a saved normalizer ({err})") from None
+        if not isinstance(meta, dict) or meta.get("format") != SAVE_FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise ValueError(f"{directory}: format {found!r}, expected {SAVE_FORMAT!r}")
+        known = {f.name for f in fields(NormalizerConfig)}
+        unknown = sorted(set(meta["config"]) - known)
+        if unknown:
+            raise ValueError(f"{directory}: config fields {unknown} are unknown to this version of mernlib")
+        bad = sorted(set(overrides) - {"progress", "cache", "cache_dir", "tuning_threads"})
+        if bad:
+            raise ValueError(f"{bad} cannot be changed on a fitted normalizer")
+        normalizer = cls(NormalizerConfig(**(meta["config"] | overrides)))
+        mentions = json.loads((directory / "training_mentions.json").read_text(encoding="utf-8"))
+        normalizer._build_tables(
+            [tuple(m) for m in mentions], load_entity_base(directory / "entity_base.tsv")
+        )
+        if _forms_digest(normalizer.forms) != meta["forms_sha256"]:
+            raise ValueError(f"{directory}: the rebuilt surface forms differ from the saved ones")
+        encoder_path = vectors = None
+        if meta["retriever"] == "DenseRetriever":
+            vectors = np.load(directory / "vectors.npy")
+            if meta["encoder"] == "encoder":
+                encoder_path = directory / "encoder"
+            elif meta["encoder"] != normalizer.config.encoder:  # pragma: no cover - written together
+                raise ValueError(f"{directory}: encoder {meta['encoder']!r} is not the config's")
+        normalizer._build_retriever(encoder_path, vectors)
+        here = normalizer.describe()["abbreviation_detector"]
+        if here != meta["abbreviation_detector"]:
+            warnings.warn(
+                f"{directory}: saved with the {meta['abbreviation_detector']} abbreviation detector, "
+                f"normalizing with {here} here (pip install pyab3p for Ab3P)",
+                stacklevel=2,
+            )
+        return normalizer
+
+
+SAVE_FORMAT = "mernlib.normalizer/1"
+"""The ``format`` of a saved normalizer's ``config.json`` (:meth:`Normalizer.save`)."""
+
+
+def _forms_digest(forms: Sequence[tuple[str, str]]) -> str:
+    return hashlib.sha256(json.dumps([list(f) for f in forms], ensure_ascii=False).encode()).hexdigest()
+
 
 __all__ = [
     "DenseRetriever",
@@ -922,6 +1072,7 @@ __all__ = [
     "NormalizerConfig",
     "RETRIEVERS",
     "Resolution",
+    "SAVE_FORMAT",
     "composite_parts",
     "encode_texts",
     "lookup_keys",
