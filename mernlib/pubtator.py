@@ -151,6 +151,72 @@ def parse_pubtator_with_notes(
     return documents, notes
 
 
+def read_pubtator_texts(path: str | Path) -> list[Document]:
+    """The documents of a PubTator file *without* their annotations: what a model annotates afresh
+    (``python -m mernlib annotate``). See :func:`parse_pubtator_texts`."""
+    return parse_pubtator_texts(read_text(path), str(path))
+
+
+def parse_pubtator_texts(text: str, source: str = "<string>") -> list[Document]:
+    """The title and abstract of every document in PubTator ``text``; annotation and relation lines are
+    passed over unread (a damaged annotation line is no reason to refuse a text that is to be annotated
+    anew), but the file's structure is checked as :func:`parse_pubtator_with_notes` checks it: a title line
+    starts a document, its abstract line follows, any other line belongs to the document above it (its
+    first column is that document's PMID), a blank line ends it. A break of that structure raises
+    :class:`~mernlib.errors.DataFormatError` naming the line."""
+    text = text.removeprefix(BOM)
+    documents: list[Document] = []
+    current: Document | None = None
+    has_abstract = False
+    title_line = 0
+
+    def fail(line_no: int, message: str):
+        return DataFormatError(source, line_no, message)
+
+    def finish() -> None:
+        if current is not None and not has_abstract:
+            raise fail(title_line, f"document {current.pmid} has a title line but no |a| (abstract) line")
+
+    for line_no, raw in enumerate(text.split("\n"), start=1):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            finish()
+            current, has_abstract = None, False
+            continue
+        header = _header(line)
+        if header is not None:
+            pmid, kind, body = header
+            if not pmid:
+                raise fail(line_no, "empty PMID")
+            _check_pmid(pmid, line_no, fail)
+            if kind == "t":
+                finish()
+                current = Document(pmid=pmid, title=body, abstract="", source=source, index=len(documents))
+                documents.append(current)
+                has_abstract, title_line = False, line_no
+            elif current is None:
+                raise fail(line_no, f"abstract line for PMID {pmid} before its title line")
+            elif pmid != current.pmid:
+                raise fail(line_no, f"abstract line for PMID {pmid} inside document {current.pmid}")
+            elif has_abstract:
+                raise fail(line_no, f"second abstract line for document {pmid}")
+            else:
+                current.abstract, has_abstract = body, True
+            continue
+        pmid = line.split("\t", 1)[0].strip()
+        if current is None:
+            raise fail(
+                line_no,
+                f"line for PMID {pmid!r} outside any document (neither a title line PMID|t|... nor after one)",
+            )
+        if not has_abstract:
+            raise fail(line_no, f"annotation line before the |a| (abstract) line of document {current.pmid}")
+        if pmid != current.pmid:
+            raise fail(line_no, f"annotation line for PMID {pmid!r} inside document {current.pmid}")
+    finish()
+    return documents
+
+
 def _parse_mention(cols, doc: Document, line_no: int, fail, notes: list[str], collapse: bool) -> Mention:
     """One annotation line (already split on tabs) of ``doc`` as a :class:`Mention`."""
     if len(cols) < 6:
