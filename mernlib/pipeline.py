@@ -1,0 +1,752 @@
+"""The annotation pipeline: a tagger finds the mentions (with their types), the normalizer gives them
+concept IDs. Trained on a corpus, scored on its dev and test splits, saved as one folder with a model
+card, loaded back to annotate anyone's abstracts (``python -m mernlib annotate``, notebook 07)::
+
+    pipeline = train_pipeline("ncbi-disease", config=full_config(), model_dir="runs/models/ncbi")
+    pipeline = load_model("runs/models/ncbi")
+    annotated = pipeline.annotate(documents)      # copies: mentions with types and concept IDs
+
+**The parts.**
+
+* The *tagger* is :class:`mernlib.models.hst.HSTTagger` with one dataset (the corpus, its BIO tags over
+  every mention type) and no type level: a transformer encoder (words in, one vector per word, windowed
+  past the encoder's limit) and a CRF over the corpus's tags -- the single-task baseline of
+  :mod:`mernlib.experiments.hst`, trained by its helper :func:`~mernlib.experiments.hst.train_multitask`
+  (:func:`mernlib.train.fit`; the best epoch on dev by the tags' F1). ``HSTTagger`` asks each dataset for
+  an entity-type group; only its type level reads it, and that is off here, so the group of the corpus's
+  most frequent type is recorded (:func:`entity_group`).
+* The *normalizer* is :class:`mernlib.normalize.Normalizer`, unchanged.
+
+**Protocol** (what the card's scores mean). The tagger's epoch is chosen on dev. Dev is annotated with a
+normalizer fitted on *train*; the test split with one fitted on *train + dev* (the normalizer's own
+protocol, ``benchmarks/README.md``), which is the one saved; test is annotated once, after every choice.
+Both are scored with :func:`mernlib.metrics.evaluate_documents`: ``ner-mention-strict``, ``men-mention``
+and ``men-document``, overall and per type.
+
+**The folder** (``card.json`` ``format``: :data:`FORMAT`)::
+
+    card.json      the model card (corpus, scores on dev and test with the protocol, seed, commit, wall
+                   time, configuration: see :func:`make_card`)
+    tagger/        HSTTagger.save: config.json (configuration, tag set), encoder/ (transformer + tokenizer
+                   as fine-tuned), heads.pt
+    normalizer/    Normalizer.save: config.json, training_mentions.json, entity_base.tsv, and for the dense
+                   retriever encoder/ (the tuned encoder) and vectors.npy
+
+:func:`load_model` reads any model the kit saves: this folder, and for completeness an HST or E2EMERN
+folder and an MTL checkpoint file. Folders are written under ``runs/models/`` by default (not committed:
+MiniLM alone is 90 MB); ``python -m mernlib train pipeline`` copies the card to ``results/models/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import secrets
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .corpus import Document
+from .errors import DataFormatError
+
+FORMAT = "mernlib.pipeline/1"
+"""The ``format`` of a pipeline folder's ``card.json``."""
+
+QUICK_NOTE = "trained for seconds on the sample: shows the machinery, not the quality"
+"""What a quick pipeline's numbers mean, in one line (on the card and beside every number shown)."""
+
+PROTOCOL = {
+    "tagger": "best epoch on dev by the tag F1 (conlleval decoding) of mernlib.experiments.hst",
+    "dev": "tagger chosen on dev; normalizer fitted on train",
+    "test": "normalizer refitted on train + dev (the saved one); test annotated once, after every choice",
+    "metrics": "mernlib.metrics.evaluate_documents: ner-mention-strict (exact span and type), men-mention "
+    "(exact span and concept-ID set), men-document (per document, the set of (type, concept ID), "
+    "BioCreative V CDR); micro-averaged, overall and per type",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PipelineConfig:
+    """What :func:`train_pipeline` trains: the tagger's :class:`~mernlib.models.hst.HSTConfig` (its
+    ``encoder`` names the transformer: ``None`` the bundled MiniLM, a local folder or a hub name), the
+    :class:`~mernlib.normalize.NormalizerConfig`, and ``tiny_encoder``: the hidden size of a tiny random
+    BERT to use *instead* of ``tagger.encoder`` (quick runs only; ``None``: off). ``scale`` names the
+    configuration on the card."""
+
+    tagger: object = None
+    normalizer: object = None
+    tiny_encoder: int | None = None
+    scale: str = "full"
+
+    def __post_init__(self):
+        from .models.hst import get_default_config
+        from .normalize import NormalizerConfig
+
+        if self.tagger is None:
+            self.tagger = get_default_config(use_type_level=False)
+        if self.normalizer is None:
+            self.normalizer = NormalizerConfig()
+        if self.tagger.use_type_level:
+            raise ValueError("the pipeline's tagger has one dataset: use_type_level must be False")
+
+    @property
+    def seed(self) -> int:
+        return self.tagger.seed
+
+
+def full_config(seed: int = 13, epochs: int | None = None, **tagger_overrides) -> PipelineConfig:
+    """The real thing: the HST single-task tagger at its defaults (MiniLM, AdamW at 3e-5 for the encoder
+    and 1e-3 for the CRF head, batch 16, 3 epochs, best on dev) and the default normalizer (abbreviations,
+    lookups, composites, dense retrieval with a tuned encoder)."""
+    from .models.hst import get_default_config
+    from .normalize import NormalizerConfig
+
+    tagger = get_default_config(use_type_level=False, seed=seed, **tagger_overrides)
+    if epochs is not None:
+        tagger.epochs = epochs
+    return PipelineConfig(tagger, NormalizerConfig(seed=seed), scale="full")
+
+
+def quick_config(seed: int = 13, epochs: int | None = None, **tagger_overrides) -> PipelineConfig:
+    """Seconds on the sample (tests, notebook 07): a tiny random BERT tagger (hidden 64, one layer, windows
+    of 64 pieces) trained 3 epochs at lr 3e-3 (:func:`mernlib.experiments.hst.quick_config`), and the
+    normalizer with TF-IDF retrieval (no encoder to load or tune). Its numbers: :data:`QUICK_NOTE`."""
+    from .experiments.hst import quick_config as hst_quick
+    from .normalize import NormalizerConfig
+
+    values = {"epochs": epochs or 3, "use_type_level": False} | tagger_overrides
+    tagger = hst_quick(seed, **values)
+    normalizer = NormalizerConfig(retriever="tfidf", progress=False, seed=seed)
+    return PipelineConfig(tagger, normalizer, tiny_encoder=64, scale="quick")
+
+
+SCALES = {"quick": quick_config, "full": full_config}
+"""Scale name -> configuration factory ``(seed, epochs) -> PipelineConfig``."""
+
+
+def config_for(scale: str, seed: int = 13, epochs: int | None = None) -> PipelineConfig:
+    """The configuration of ``scale`` (``"quick"`` or ``"full"``)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {'|'.join(SCALES)}, not {scale!r}")
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"epochs must be a positive whole number, not {epochs!r}")
+    return SCALES[scale](seed, epochs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Documents -> the tagger's dataset
+# --------------------------------------------------------------------------------------------------
+
+
+def entity_group(types: Iterable[str]) -> str:
+    """The HST entity-type group recorded for a corpus with these mention types (most frequent first): the
+    first that :func:`mernlib.datasets.normalize_entity_type` knows, else ``"disease"``. The pipeline's
+    tagger has no type level, so the group is a label only (see the module docstring)."""
+    from .datasets import normalize_entity_type
+
+    for t in types:
+        try:
+            return normalize_entity_type(t)
+        except KeyError:
+            continue
+    return "disease"
+
+
+def tagged_sentences(documents: Iterable[Document]) -> list:
+    """Every sentence of ``documents`` as a :class:`~mernlib.conll.TaggedSentence` (words and BIO tags of
+    the mention types, :func:`mernlib.tags.labeled_sentences`); ``source``/``line`` say which document."""
+    from .conll import TaggedSentence
+    from .tags import labeled_sentences
+
+    return [
+        TaggedSentence(item.words, item.ner_tags(), source=item.document.uid, line=item.sentence.index)
+        for item in labeled_sentences(documents)
+    ]
+
+
+def tagging_dataset(name: str, splits: Mapping[str, list[Document]]):
+    """The corpus as an :class:`~mernlib.datasets.IOBDataset` (train, devel = dev, test) for the tagger."""
+    from .datasets import IOBDataset
+
+    counts = Counter(m.type for d in splits["train"] for m in d.mentions)
+    types = [t for t, _ in counts.most_common()]
+    return IOBDataset(
+        name,
+        entity_group(types),
+        tagged_sentences(splits["train"]),
+        tagged_sentences(splits["dev"]),
+        tagged_sentences(splits["test"]),
+        sizes={s: len(v) for s, v in splits.items()},
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The pipeline
+# --------------------------------------------------------------------------------------------------
+
+
+class AnnotationPipeline:
+    """A trained tagger (``tagger``, an :class:`~mernlib.models.hst.HSTTagger`; ``dataset``: its head) and a
+    fitted :class:`~mernlib.normalize.Normalizer`; ``card`` is the model card (``{}`` until trained or
+    loaded). :meth:`annotate` is the whole system; :meth:`save` / :meth:`load` the folder."""
+
+    def __init__(self, tagger, normalizer, dataset: str | None = None, card: dict | None = None):
+        self.tagger = tagger
+        self.normalizer = normalizer
+        self.dataset = dataset or tagger.dataset_names[0]
+        self.card = dict(card or {})
+
+    def __repr__(self) -> str:
+        corpus = self.card.get("corpus", {}).get("name", self.dataset)
+        return f"AnnotationPipeline({corpus}: types {self.types}, scale {self.card.get('scale', '?')})"
+
+    @property
+    def types(self) -> list[str]:
+        """The mention types the tagger finds."""
+        return sorted({t[2:] for t in self.tagger.tags_of(self.dataset) if t != "O"})
+
+    @property
+    def entity_base(self):
+        """The normalizer's entity base (concept names for displays)."""
+        return self.normalizer.entity_base
+
+    # -- annotation ---------------------------------------------------------------------------------
+
+    def find_mentions(self, documents: Sequence[Document], batch_size: int = 32) -> list[Document]:
+        """Copies of ``documents`` (title and abstract only) with the mentions the tagger finds: spans and
+        types, concept ``""``. Each document is split into sentences and tokens (:mod:`mernlib.tokenize`,
+        no gold mentions to refine by); a sentence longer than the encoder's window is windowed."""
+        from .tags import decode_mentions
+        from .tokenize import tokenize_document
+
+        blanks = [Document(d.pmid, d.title, d.abstract, source=d.source, index=d.index) for d in documents]
+        sentences = [(doc, s) for doc in blanks for s in tokenize_document(doc)]
+        if not sentences:
+            return blanks
+        tags = self.tagger.predict(
+            [[t.text for t in s.tokens] for _, s in sentences], self.dataset, batch_size
+        )
+        for (doc, sentence), row in zip(sentences, tags, strict=True):
+            doc.mentions.extend(decode_mentions(sentence, doc.text, row))
+        return blanks
+
+    def annotate(
+        self,
+        documents: Iterable[Document],
+        batch_size: int = 32,
+        progress: bool = False,
+        chunk_size: int = 64,
+    ) -> list[Document]:
+        """Copies of ``documents`` with every mention found (:meth:`find_mentions`) and normalized (concept
+        IDs joined by ``|`` for a composite mention, ``-1`` where training says NIL); gold mentions and
+        relations of the input are not copied. Works through ``chunk_size`` documents at a time (a tqdm bar
+        over documents with ``progress``)."""
+        from tqdm.auto import tqdm
+
+        documents = list(documents)
+        out: list[Document] = []
+        with tqdm(total=len(documents), desc="annotating", unit="doc", disable=not progress) as bar:
+            for lo in range(0, len(documents), chunk_size):
+                chunk = self.find_mentions(documents[lo : lo + chunk_size], batch_size)
+                out.extend(self.normalizer.normalize(chunk))
+                # the normalizer remembers each text's abbreviations; over a large file that would only grow
+                self.normalizer.__dict__.pop("_abbreviation_cache", None)
+                bar.update(len(chunk))
+        return out
+
+    def annotate_text(self, text: str, pmid: str = "text") -> Document:
+        """``text`` as one document (first non-blank line the title, the other lines the abstract, joined
+        by single spaces: :func:`mernlib.annotate.text_document`), annotated."""
+        from .annotate import text_document
+
+        return self.annotate([text_document(text, pmid)])[0]
+
+    # -- the folder ---------------------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the folder (see the module docstring), atomically: it is built beside ``directory`` and
+        renamed into place, so a reader never sees half a model. An existing ``directory`` is replaced only
+        if it is empty or a pipeline folder; anything else raises ``FileExistsError``."""
+        directory = Path(directory)
+        if directory.exists() and not _replaceable(directory):
+            raise FileExistsError(f"{directory} exists and is not a pipeline folder: not overwriting it")
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = directory.parent / f".{directory.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            self.tagger.save(staging / "tagger")
+            self.normalizer.save(staging / "normalizer")
+            card = {"format": FORMAT, **{k: v for k, v in self.card.items() if k != "format"}}
+            card["tagger"] = {**card.get("tagger", {}), "dataset": self.dataset}
+            (staging / "card.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+            old = None
+            if directory.exists():
+                old = directory.parent / f".{directory.name}.{secrets.token_hex(4)}.old"
+                os.replace(directory, old)
+            os.replace(staging, directory)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        self.card = card
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, map_location="cpu") -> AnnotationPipeline:
+        """The pipeline :meth:`save` wrote (local files only: nothing is downloaded, tuned or encoded)."""
+        from .models.hst import HSTTagger
+        from .normalize import Normalizer
+
+        directory = Path(directory)
+        card = _read_card(directory)
+        tagger = HSTTagger.load(directory / "tagger", map_location)
+        normalizer = Normalizer.load(directory / "normalizer", progress=False)
+        return cls(tagger, normalizer, card.get("tagger", {}).get("dataset"), card)
+
+
+def _read_card(directory: Path) -> dict:
+    path = directory / "card.json"
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise DataFormatError(path, getattr(err, "lineno", None), f"not JSON: {err}") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        found = card.get("format") if isinstance(card, dict) else None
+        raise DataFormatError(path, None, f"format {found!r}, expected {FORMAT!r}")
+    return card
+
+
+def _replaceable(directory: Path) -> bool:
+    if not directory.is_dir():
+        return False
+    if not any(directory.iterdir()):
+        return True
+    try:
+        return json.loads((directory / "card.json").read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+
+
+def train_tagger(dataset, config: PipelineConfig, encoder=None):
+    """``(tagger, fit)``: a single-dataset :class:`~mernlib.models.hst.HSTTagger` trained on ``dataset``'s
+    train split with :func:`mernlib.experiments.hst.train_multitask` (the best epoch on its devel split).
+    ``encoder``: a ready :class:`~mernlib.encoders.WordEncoder` (default: ``config.tiny_encoder``'s tiny
+    random BERT, else the one ``config.tagger.encoder`` names)."""
+    from .experiments.hst import quick_encoder, train_multitask
+    from .models.hst import HSTTagger
+
+    if encoder is None and config.tiny_encoder:
+        from transformers import AutoTokenizer
+
+        from .encoders import default_encoder_path
+
+        # the tiny BERT reads MiniLM's vocabulary: its tokenizer is all it needs (not MiniLM's 90 MB)
+        tokenizer = AutoTokenizer.from_pretrained(str(default_encoder_path()), local_files_only=True)
+        encoder = quick_encoder(config.seed, config.tiny_encoder, tokenizer)()
+    tagger = HSTTagger(config.tagger, [dataset], encoder)
+    fit = train_multitask(tagger, [dataset], tagger.config)
+    return tagger, fit
+
+
+def train_pipeline(
+    corpus: str = "sample",
+    data_dir: str | os.PathLike | None = None,
+    config: PipelineConfig | None = None,
+    *,
+    model_dir: str | os.PathLike | None = None,
+    documents: Mapping[str, list[Document]] | None = None,
+    entity_base=None,
+    encoder=None,
+    progress: bool | None = None,
+    command: str | None = None,
+    log=None,
+) -> AnnotationPipeline:
+    """Train the tagger, fit the normalizer, score dev and test (see the module docstring for the
+    protocol), and, with ``model_dir``, save the folder. Returns the pipeline, its card filled in.
+
+    ``corpus`` names a corpus of :func:`mernlib.data.load_corpus` (``"sample"``, ``"ncbi-disease"``,
+    ``"bc5cdr"``) and its entity base; your own corpus comes as ``documents`` (``{"train", "dev", "test"}``
+    -> documents) and ``entity_base``, ``corpus`` then only naming it. ``progress`` overrides the configs'
+    (``False``: no bar at all); ``log(message)`` is told what is happening (default: nothing);
+    ``command`` is recorded on the card (default: the running command line).
+    """
+    from .data import load_corpus, load_corpus_entity_base
+    from .metrics import evaluate_documents
+    from .normalize import Normalizer
+    from .report import run_record
+
+    started = time.time()
+    log = log or (lambda message: None)
+    config = copy.deepcopy(config) if config is not None else full_config()
+    if progress is not None:
+        config.tagger.progress = config.normalizer.progress = progress
+    splits = dict(documents) if documents is not None else load_corpus(corpus, data_dir=data_dir)
+    missing = [s for s in ("train", "dev", "test") if s not in splits]
+    if missing:
+        raise ValueError(f"the corpus needs train, dev and test splits; missing {missing}")
+    base = entity_base if entity_base is not None else load_corpus_entity_base(corpus, data_dir)
+    dataset = tagging_dataset(corpus, splits)
+
+    log(f"tagger: {len(dataset.train)} training sentences, tags {dataset.tags}")
+    t0 = time.time()
+    tagger, fit = train_tagger(dataset, config, encoder)
+    tagger_seconds = time.time() - t0
+
+    log("normalizer fitted on train; scoring dev")
+    t0 = time.time()
+    dev_normalizer = Normalizer(config.normalizer).fit(splits["train"], base)
+    dev_pred = AnnotationPipeline(tagger, dev_normalizer, dataset.name).annotate(splits["dev"])
+    dev_scores = evaluate_documents(splits["dev"], dev_pred)
+    log("normalizer refitted on train + dev; scoring test")
+    normalizer = Normalizer(config.normalizer).fit(splits["train"] + splits["dev"], base)
+    pipeline = AnnotationPipeline(tagger, normalizer, dataset.name)
+    test_pred = pipeline.annotate(splits["test"])
+    test_scores = evaluate_documents(splits["test"], test_pred)
+    normalizer_seconds = time.time() - t0
+
+    provenance = run_record(
+        command=command,
+        seed=config.seed,
+        scale=config.scale,
+        encoder=tagger_encoder_name(config),
+        started=started,
+    )
+    pipeline.card = make_card(
+        corpus=corpus,
+        splits=splits,
+        dataset=dataset,
+        config=config,
+        fit=fit,
+        normalizer=normalizer,
+        scores={"dev": dev_scores, "test": test_scores},
+        seconds={"tagger": tagger_seconds, "normalizer_and_scoring": normalizer_seconds},
+        provenance=provenance,
+    )
+    if model_dir is not None:
+        pipeline.save(model_dir)
+        log(f"saved {model_dir}")
+    return pipeline
+
+
+def tagger_encoder_name(config: PipelineConfig) -> str:
+    """The tagger's encoder in words, for the card."""
+    from .encoders import encoder_name
+
+    if config.tiny_encoder:
+        return f"tiny random BERT (hidden {config.tiny_encoder}, 1 layer; MiniLM's vocabulary)"
+    return encoder_name(config.tagger.encoder)
+
+
+def make_card(*, corpus, splits, dataset, config, fit, normalizer, scores, seconds, provenance) -> dict:
+    """The model card: what a pipeline folder says about itself (``card.json``).
+
+    Fields: ``format``; ``name``; ``scale`` and, for a quick pipeline, ``note`` (:data:`QUICK_NOTE`);
+    ``seed``; ``corpus`` (name, documents per split, mention types with their counts in train); ``tagger``
+    (model, encoder, tag set, epochs, best epoch and its dev tag F1, per-epoch history, seconds);
+    ``normalizer`` (:meth:`~mernlib.normalize.Normalizer.describe` and what it was fitted on);
+    ``protocol`` (:data:`PROTOCOL`); ``scores`` (``dev`` and ``test``: the JSON of
+    :func:`mernlib.metrics.evaluate_documents`, per type included); ``seconds``; ``provenance``
+    (:func:`mernlib.report.run_record`: command, commit, machine, date, wall time); ``config`` (every
+    setting of the tagger and the normalizer).
+    """
+    types = Counter(m.type for d in splits["train"] for m in d.mentions)
+    described = normalizer.describe()
+    card = {
+        "format": FORMAT,
+        "name": f"pipeline-{corpus}-{config.scale}-seed{config.seed}",
+        "scale": config.scale,
+        "seed": config.seed,
+        "corpus": {
+            "name": corpus,
+            "documents": {s: len(v) for s, v in splits.items()},
+            "sentences": {"train": len(dataset.train), "dev": len(dataset.devel), "test": len(dataset.test)},
+            "types": dict(types.most_common()),
+        },
+        "tagger": {
+            "model": "HSTTagger with one dataset and no type level: encoder + CRF over the corpus's BIO tags",
+            "encoder": tagger_encoder_name(config),
+            "dataset": dataset.name,
+            "entity_group": dataset.entity_type,
+            "tags": list(dataset.tags),
+            "epochs": config.tagger.epochs,
+            "best_epoch": fit.best_epoch,
+            "best_dev_tag_f1": None if fit.best_score is None else round(fit.best_score, 4),
+            "history": [
+                {
+                    "epoch": h["epoch"],
+                    "loss": round(sum(h["loss"].values()), 4),
+                    "dev_tag_f1": None if h["dev"] is None else round(h["dev"], 4),
+                    "seconds": round(h["seconds"], 1),
+                }
+                for h in fit.history
+            ],
+        },
+        "normalizer": {
+            "fitted_on": "train + dev",
+            "abbreviation_detector": described["abbreviation_detector"],
+            "retriever": described["retriever"],
+            "surface_forms": described["surface_forms"],
+            "entity_base_concepts": len(normalizer.entity_base),
+            "training_mentions": len(normalizer.training_mentions),
+        },
+        "protocol": dict(PROTOCOL),
+        "scores": scores,
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "provenance": provenance,
+        "config": {
+            "tagger": asdict(config.tagger),
+            "normalizer": asdict(config.normalizer),
+            "tiny_encoder": config.tiny_encoder,
+        },
+    }
+    if config.scale == "quick":
+        card["note"] = QUICK_NOTE
+    return card
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading any saved model
+# --------------------------------------------------------------------------------------------------
+
+
+def model_kind(path: str | os.PathLike) -> str:
+    """What is saved at ``path``: ``"pipeline"``, ``"hst"``, ``"e2emern"`` or ``"mtl"``; raises
+    :class:`~mernlib.errors.DataFormatError` naming the path when it is none of them."""
+    from .models.hst import FORMAT as HST_FORMAT
+
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(path, None, "no such model folder or file")
+    if path.is_dir():
+        if (path / "card.json").is_file():
+            _read_card(path)
+            return "pipeline"
+        if (path / "config.json").is_file():
+            try:
+                meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            except ValueError as err:
+                raise DataFormatError(path / "config.json", None, f"not JSON: {err}") from None
+            if isinstance(meta, dict) and meta.get("format") == HST_FORMAT:
+                return "hst"
+            if isinstance(meta, dict) and meta.get("model") == "E2EMERN":
+                return "e2emern"
+        raise DataFormatError(
+            path,
+            None,
+            "not a saved mernlib model: a pipeline folder holds card.json (python -m mernlib train pipeline), "
+            "an HST or E2EMERN folder config.json",
+        )
+    import torch
+
+    from .models.mtl_feedback import FORMAT as MTL_FORMAT
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises a variety of errors for a file that is not a checkpoint
+        checkpoint = None
+    if isinstance(checkpoint, dict) and checkpoint.get("format") == MTL_FORMAT:
+        return "mtl"
+    raise DataFormatError(
+        path, None, "not a saved mernlib model (neither a model folder nor an MTL checkpoint)"
+    )
+
+
+def load_model(path: str | os.PathLike, map_location="cpu"):
+    """The model saved at ``path``, whatever its kind (:func:`model_kind`): an :class:`AnnotationPipeline`,
+    an :class:`~mernlib.models.hst.HSTTagger`, an :class:`~mernlib.models.e2emern.E2EMERN` or a
+    :class:`~mernlib.models.mtl_feedback.MultiTaskTagger`, in eval mode."""
+    kind = model_kind(path)
+    if kind == "pipeline":
+        return AnnotationPipeline.load(path, map_location)
+    if kind == "hst":
+        from .models.hst import HSTTagger
+
+        return HSTTagger.load(path, map_location)
+    if kind == "e2emern":
+        from .models.e2emern import E2EMERN
+
+        return E2EMERN.load(path, map_location)
+    from .models.mtl_feedback import MultiTaskTagger
+
+    return MultiTaskTagger.load(path, map_location)
+
+
+# --------------------------------------------------------------------------------------------------
+# The card's numbers, as rows and a chart beside the papers'
+# --------------------------------------------------------------------------------------------------
+
+PROTOCOL_LABELS = {
+    "ner-mention-strict": "NER F1 (ner-mention-strict)",
+    "men-mention": "MEN F1 (men-mention)",
+    "men-document": "MEN F1 (men-document)",
+}
+
+
+def card_scores(card: dict) -> list[dict]:
+    """One row per (split, protocol, type) of a card's scores, ``type`` ``"all"`` for the overall score:
+    ``{"source", "split", "protocol", "type", "precision", "recall", "f1"}``."""
+    rows = []
+    for split in ("dev", "test"):
+        result = card.get("scores", {}).get(split)
+        if not result:
+            continue
+        for protocol, entry in result["protocols"].items():
+            for mention_type, prf in [("all", entry), *entry.get("per_type", {}).items()]:
+                rows.append(
+                    {
+                        "source": f"this model ({split})",
+                        "split": split,
+                        "protocol": protocol,
+                        "type": mention_type,
+                        "precision": round(prf["precision"], 4),
+                        "recall": round(prf["recall"], 4),
+                        "f1": round(prf["f1"], 4),
+                    }
+                )
+    return rows
+
+
+def paper_scores(corpora: Sequence[str] = ("ncbi-disease", "bc5cdr")) -> list[dict]:
+    """The papers' test F1 on ``corpora`` (``mernlib.reference``: Zhao et al. 2019, Zhou et al. 2021), one
+    row per number, each naming its protocol: both report MER as mention F1 with exact span and type (our
+    ``ner-mention-strict``); Zhao et al.'s MEN F1 is exact span and concept of the MEN output (close to our
+    ``men-mention``); Zhou et al.'s MEN F1 is pair-based (sentence-concept pairs from the test set's own
+    gold IDs), comparable to none of ours."""
+    from . import reference
+
+    zhao, zhou = reference.load("zhao2019"), reference.load("zhou2021")
+    rows = []
+    for corpus in corpora:
+        for model, values in zhao.get(corpus, {}).items():
+            rows.append(
+                _paper_row(
+                    "Zhao et al. 2019",
+                    corpus,
+                    model,
+                    "ner-mention-strict",
+                    values["mer_f1"],
+                    "paper protocol: exact span and type of the MER output",
+                )
+            )
+            rows.append(
+                _paper_row(
+                    "Zhao et al. 2019",
+                    corpus,
+                    model,
+                    "men-mention",
+                    values["men_f1"],
+                    "paper protocol: exact span and concept of the MEN output",
+                )
+            )
+        for model, values in zhou["results"].get(corpus, {}).items():
+            rows.append(
+                _paper_row(
+                    "Zhou et al. 2021",
+                    corpus,
+                    model,
+                    "ner-mention-strict",
+                    values["mer_f1"],
+                    "paper protocol: NER F1 as reported",
+                )
+            )
+            rows.append(
+                _paper_row(
+                    "Zhou et al. 2021",
+                    corpus,
+                    model,
+                    "men-pairs",
+                    values["men_f1"],
+                    "paper protocol: pair-based, test-set gold IDs + sampled negatives; "
+                    "no mention detection (comparable to none of ours)",
+                )
+            )
+    return rows
+
+
+def _paper_row(paper, corpus, model, protocol, f1, how) -> dict:
+    return {
+        "source": f"{paper} ({corpus})",
+        "split": "test",
+        "protocol": protocol,
+        "type": "all",
+        "f1": f1,
+        "model": model,
+        "paper protocol": how,
+    }
+
+
+def scores_chart(card: dict, papers: Sequence[dict] | None = None, title: str | None = None):
+    """Bars of F1 per type (dev and test, from the card) beside the papers' numbers (``papers``: rows of
+    :func:`paper_scores`), one panel per protocol; Zhou et al.'s pair-based MEN F1 gets a panel of its own,
+    since no protocol of ours measures what it does."""
+    import altair as alt
+
+    rows = [r for r in card_scores(card)] + list(papers or [])
+    label = dict(PROTOCOL_LABELS, **{"men-pairs": "MEN F1 (paper protocol, pairs)"})
+    values = [
+        {
+            "source": r["source"],
+            "type": r["type"],
+            "bar": f"{r['source']} · {r['type']}",
+            "protocol": label.get(r["protocol"], r["protocol"]),
+            "f1": r["f1"],
+            "how": r.get("paper protocol", "standard protocol (mernlib.metrics)"),
+        }
+        for r in rows
+    ]
+    panels = [
+        label[p] for p in (*PROTOCOL_LABELS, "men-pairs") if any(v["protocol"] == label[p] for v in values)
+    ]
+    name = card.get("corpus", {}).get("name", "?")
+    note = f" — {card['note']}" if card.get("note") else ""
+    return (
+        alt.Chart(alt.Data(values=values))
+        .mark_bar()
+        .encode(
+            y=alt.Y("bar:N", title=None, sort=None),
+            x=alt.X("f1:Q", title="F1", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("source:N", title=None, sort=None),
+            column=alt.Column("protocol:N", title=None, sort=panels, header=alt.Header(labelFontSize=11)),
+            tooltip=["source:N", "type:N", "protocol:N", alt.Tooltip("f1:Q", format=".4f"), "how:N"],
+        )
+        .properties(width=170, height=alt.Step(14), title=title or f"F1 on {name}{note}")
+    )
+
+
+__all__ = [
+    "FORMAT",
+    "PROTOCOL",
+    "QUICK_NOTE",
+    "SCALES",
+    "AnnotationPipeline",
+    "PipelineConfig",
+    "card_scores",
+    "config_for",
+    "entity_group",
+    "full_config",
+    "load_model",
+    "make_card",
+    "model_kind",
+    "paper_scores",
+    "quick_config",
+    "scores_chart",
+    "tagged_sentences",
+    "tagger_encoder_name",
+    "tagging_dataset",
+    "train_pipeline",
+    "train_tagger",
+]
