@@ -1,4 +1,4 @@
-"""Command line: ``python -m mernlib {stats,evaluate,run,reproduce,strip}``.
+"""Command line: ``python -m mernlib {stats,evaluate,run,reproduce,table,strip,train,annotate}``.
 
 ``stats`` and ``evaluate`` are the kit's equivalent of the BioCreative evaluation kit; both print one
 JSON object (with the ``notes`` of anything the reader repaired) and exit with status 2 and a one-line
@@ -6,6 +6,10 @@ message naming the file and line on malformed input: bytes that are not UTF-8, a
 file, a damaged line, a prediction whose text is not the gold text (the line of its title), an unknown
 ``--types`` name (the message lists the types present). Missing corpus files
 (:class:`~mernlib.errors.DataNotFoundError`) also exit 2; their message says where to put the file.
+
+``train pipeline`` trains a tagger + normalizer on a corpus and saves the folder with its card
+(:mod:`mernlib.pipeline`); ``annotate`` applies a saved pipeline to PubTator, BioC JSON or plain text
+(:mod:`mernlib.annotate`), with the same promise for bad input: exit 2 and one line ``path:line: message``.
 """
 
 from __future__ import annotations
@@ -151,7 +155,120 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("strip", help="remove outputs from notebooks before committing")
     p.add_argument("notebooks", nargs="+")
+
+    p = sub.add_parser(
+        "train",
+        help="train a model and save it as a folder with its model card",
+        description="Train an annotation pipeline (tagger + normalizer) on a corpus, score it on dev and "
+        "test (the card says how), and save the folder that `annotate` uses.",
+    )
+    p.add_argument("model", choices=["pipeline"], help="what to train")
+    p.add_argument("--corpus", default="sample", help="sample, ncbi-disease or bc5cdr (default: sample)")
+    p.add_argument("--data-dir", default=None, help="folder holding the corpora (default: $MERNLIB_DATA)")
+    p.add_argument(
+        "--scale", default="full", choices=["quick", "full"], help="quick: seconds, tiny encoder (tests)"
+    )
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--epochs", type=int, help="override the scale's number of training epochs")
+    p.add_argument("--model-dir", help="where the folder goes (default: runs/models/pipeline-<corpus>-...)")
+    p.add_argument(
+        "--results-dir",
+        default=None,
+        help="where a copy of the card goes, under models/ (default: results/ at full scale, runs/results/ "
+        "for quick runs and epoch overrides)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser(
+        "annotate",
+        help="find and normalize mentions in your own abstracts with a saved pipeline",
+        description="Annotate PubTator, BioC JSON or plain text (one document per blank-line-separated "
+        "block, first line the title) with a pipeline saved by `train pipeline`; the input format is "
+        "detected from the content. Annotations in the input are ignored.",
+    )
+    p.add_argument("--model", required=True, help="the pipeline's folder")
+    p.add_argument("--input", required=True, help="PubTator, BioC JSON or plain text")
+    p.add_argument("--output", required=True)
+    p.add_argument("--format", default="pubtator", choices=["pubtator", "bioc"], help="output format")
+    p.add_argument(
+        "--input-format", default="auto", choices=["auto", "pubtator", "bioc", "text"], help="default: detect"
+    )
+    p.add_argument("--workers", type=int, default=1, help="processes, each loading the model once")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per process (default: $MERNLIB_THREADS, else torch's with one worker, 1 per worker)",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _train(args) -> None:
+    import os
+
+    from .annotate import quiet_transformers
+    from .paths import RESULTS_DIR, SCRATCH_RESULTS_DIR
+    from .pipeline import config_for, train_pipeline
+    from .report import write_json
+
+    quiet_transformers()
+
+    threads = int(os.environ.get("MERNLIB_THREADS", "0") or 0)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    config = config_for(args.scale, args.seed, args.epochs)
+    name = f"pipeline-{args.corpus}-{args.scale}" + (f"-seed{args.seed}" if args.seed != 13 else "")
+    name += f"-e{args.epochs}" if args.epochs else ""
+    model_dir = Path(args.model_dir) if args.model_dir else Path("runs") / "models" / name
+    committed = args.scale == "full" and args.epochs is None
+    results_dir = (
+        Path(args.results_dir) if args.results_dir else RESULTS_DIR if committed else SCRATCH_RESULTS_DIR
+    )
+    from tqdm.auto import tqdm
+
+    pipeline = train_pipeline(
+        args.corpus,
+        args.data_dir,
+        config,
+        model_dir=model_dir,
+        progress=False if args.no_progress else None,
+        log=tqdm.write,
+    )
+    card_copy = write_json(pipeline.card, results_dir / "models" / f"{name}.json")
+    test = pipeline.card["scores"]["test"]["protocols"]
+    print(f"wrote {model_dir} (card: {model_dir / 'card.json'}, copy: {card_copy})")
+    print("test F1: " + ", ".join(f"{p} {v['f1']:.4f}" for p, v in test.items()))
+    if pipeline.card.get("note"):
+        print(f"({pipeline.card['note']})")
+
+
+def _annotate(args) -> None:
+    import os
+
+    from .annotate import annotate_file
+
+    threads = args.threads or int(os.environ.get("MERNLIB_THREADS", "0") or 0) or None
+    summary = annotate_file(
+        args.model,
+        args.input,
+        args.output,
+        output_format=args.format,
+        input_format=args.input_format,
+        workers=args.workers,
+        threads=threads,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
+    print(
+        f"annotated {summary['documents']} documents ({summary['input_format']}), {summary['mentions']} "
+        f"mentions, in {summary['seconds']} s with loading the model ({summary['documents_per_second']} "
+        "documents/s): "
+        f"{summary['output']} ({summary['output_format']})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {Path(args.result) / 'README.md'}")
             else:
                 print(text)
+        elif args.command == "train":
+            _train(args)
+        elif args.command == "annotate":
+            if args.workers < 1:
+                raise ValueError(f"--workers must be at least 1, not {args.workers}")
+            _annotate(args)
         elif args.command == "strip":
             from .runner import strip_outputs
 
