@@ -392,6 +392,10 @@ def train_pipeline(
     started = time.time()
     log = log or (lambda message: None)
     config = copy.deepcopy(config) if config is not None else full_config()
+    # the commit (and command) of the code that runs, taken now: files edited during a long run do not count
+    provenance = run_record(
+        command=command, seed=config.seed, scale=config.scale, encoder=tagger_encoder_name(config)
+    )
     if progress is not None:
         config.tagger.progress = config.normalizer.progress = progress
     splits = dict(documents) if documents is not None else load_corpus(corpus, data_dir=data_dir)
@@ -418,13 +422,7 @@ def train_pipeline(
     test_scores = evaluate_documents(splits["test"], test_pred)
     normalizer_seconds = time.time() - t0
 
-    provenance = run_record(
-        command=command,
-        seed=config.seed,
-        scale=config.scale,
-        encoder=tagger_encoder_name(config),
-        started=started,
-    )
+    provenance["wall_time_s"] = round(time.time() - started, 1)
     pipeline.card = make_card(
         corpus=corpus,
         splits=splits,
