@@ -235,7 +235,7 @@ def _train(args) -> None:
         args.data_dir,
         config,
         model_dir=model_dir,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress or _bars_disabled() else None,
         log=tqdm.write,
     )
     card_copy = write_json(pipeline.card, results_dir / "models" / f"{name}.json")
@@ -244,6 +244,13 @@ def _train(args) -> None:
     print("test F1: " + ", ".join(f"{p} {v['f1']:.4f}" for p, v in test.items()))
     if pipeline.card.get("note"):
         print(f"({pipeline.card['note']})")
+
+
+def _bars_disabled() -> bool:
+    """``TQDM_DISABLE`` set: the kit's bars stay off even where a config asks for them."""
+    import os
+
+    return os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
 
 
 def _annotate(args) -> None:
@@ -261,7 +268,7 @@ def _annotate(args) -> None:
         workers=args.workers,
         threads=threads,
         batch_size=args.batch_size,
-        progress=not args.no_progress,
+        progress=not (args.no_progress or _bars_disabled()),
     )
     print(
         f"annotated {summary['documents']} documents ({summary['input_format']}), {summary['mentions']} "

@@ -47,6 +47,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -282,7 +283,8 @@ class AnnotationPipeline:
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = directory.parent / f".{directory.name}.{secrets.token_hex(4)}.tmp"
         try:
-            self.tagger.save(staging / "tagger")
+            with transformers_bars_off():
+                self.tagger.save(staging / "tagger")
             self.normalizer.save(staging / "normalizer")
             card = {"format": FORMAT, **{k: v for k, v in self.card.items() if k != "format"}}
             card["tagger"] = {**card.get("tagger", {}), "dataset": self.dataset}
@@ -308,9 +310,25 @@ class AnnotationPipeline:
 
         directory = Path(directory)
         card = _read_card(directory)
-        tagger = HSTTagger.load(directory / "tagger", map_location)
-        normalizer = Normalizer.load(directory / "normalizer", progress=False)
+        with transformers_bars_off():
+            tagger = HSTTagger.load(directory / "tagger", map_location)
+            normalizer = Normalizer.load(directory / "normalizer", progress=False)
         return cls(tagger, normalizer, card.get("tagger", {}).get("dataset"), card)
+
+
+@contextmanager
+def transformers_bars_off():
+    """transformers' own progress bars ("Loading weights", "Writing model shards") off for the block, then
+    as they were: saving or loading a pipeline is one step of the user's work, not three bars of it."""
+    from transformers.utils import logging
+
+    was = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            logging.enable_progress_bar()
 
 
 def _read_card(directory: Path) -> dict:
@@ -357,7 +375,11 @@ def train_tagger(dataset, config: PipelineConfig, encoder=None):
         # the tiny BERT reads MiniLM's vocabulary: its tokenizer is all it needs (not MiniLM's 90 MB)
         tokenizer = AutoTokenizer.from_pretrained(str(default_encoder_path()), local_files_only=True)
         encoder = quick_encoder(config.seed, config.tiny_encoder, tokenizer)()
-    tagger = HSTTagger(config.tagger, [dataset], encoder)
+    if config.tagger.progress:
+        tagger = HSTTagger(config.tagger, [dataset], encoder)
+    else:
+        with transformers_bars_off():
+            tagger = HSTTagger(config.tagger, [dataset], encoder)
     fit = train_multitask(tagger, [dataset], tagger.config)
     return tagger, fit
 
@@ -496,7 +518,8 @@ def make_card(*, corpus, splits, dataset, config, fit, normalizer, scores, secon
         "normalizer": {
             "fitted_on": "train + dev",
             "abbreviation_detector": described["abbreviation_detector"],
-            "retriever": described["retriever"],
+            "retriever": f"{config.normalizer.retriever} ({described['retriever']})",
+            "tuned_encoder": normalizer.encoder_path is not None,
             "surface_forms": described["surface_forms"],
             "entity_base_concepts": len(normalizer.entity_base),
             "training_mentions": len(normalizer.training_mentions),
@@ -581,6 +604,27 @@ def load_model(path: str | os.PathLike, map_location="cpu"):
     from .models.mtl_feedback import MultiTaskTagger
 
     return MultiTaskTagger.load(path, map_location)
+
+
+def mention_rows(document: Document, entity_base=None) -> list[dict]:
+    """One row per mention of an annotated ``document``: its text, type, offsets, concept string and the
+    concepts' names in ``entity_base`` (``"?"`` for an ID the base does not name; NIL is ``-1``)."""
+    from .viz import concept_name
+
+    rows = []
+    for m in sorted(document.mentions, key=lambda m: (m.start, m.end)):
+        names = [concept_name(entity_base, i) or "?" for i in m.ids] if entity_base is not None else []
+        rows.append(
+            {
+                "mention": m.text,
+                "type": m.type,
+                "start": m.start,
+                "end": m.end,
+                "concept": m.concept,
+                "name": "; ".join(names) if names else ("NIL" if m.concept == "-1" else ""),
+            }
+        )
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------
@@ -717,11 +761,13 @@ def scores_chart(card: dict, papers: Sequence[dict] | None = None, title: str | 
         .encode(
             y=alt.Y("bar:N", title=None, sort=None),
             x=alt.X("f1:Q", title="F1", scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color("source:N", title=None, sort=None),
+            color=alt.Color(
+                "source:N", title=None, sort=None, legend=alt.Legend(orient="bottom", columns=3, labelLimit=0)
+            ),
             column=alt.Column("protocol:N", title=None, sort=panels, header=alt.Header(labelFontSize=11)),
             tooltip=["source:N", "type:N", "protocol:N", alt.Tooltip("f1:Q", format=".4f"), "how:N"],
         )
-        .properties(width=170, height=alt.Step(14), title=title or f"F1 on {name}{note}")
+        .properties(width=125, height=alt.Step(14), title=title or f"F1 on {name}{note}")
     )
 
 
@@ -738,6 +784,7 @@ __all__ = [
     "full_config",
     "load_model",
     "make_card",
+    "mention_rows",
     "model_kind",
     "paper_scores",
     "quick_config",
@@ -746,5 +793,6 @@ __all__ = [
     "tagger_encoder_name",
     "tagging_dataset",
     "train_pipeline",
+    "transformers_bars_off",
     "train_tagger",
 ]
