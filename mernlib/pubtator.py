@@ -21,6 +21,9 @@ merely quirky (see ``/work/shared/corpora/README.md``):
   text is the document's slice, the column is kept in ``attrs["source_text"]``, and a *note* is
   recorded. :func:`read_pubtator` emits one :class:`PubTatorWarning` summarising the notes;
   :func:`read_pubtator_with_notes` returns them instead.
+
+:func:`read_pubtator_texts` reads the titles and abstracts alone, passing over annotation lines (what a
+model annotating the file afresh needs: ``python -m mernlib annotate``), with the same structural checks.
 """
 
 from __future__ import annotations
