@@ -225,6 +225,7 @@ def compare_word_vectors(
             keyed_vectors=vectors,
             extra_words=_vector_words(vectors, data),
         )
+
         def dev_f1(m):
             combined, _ = decode_predictions(data, "dev", m.predict_tags(data.words["dev"]))
             return paper_protocol(data, "dev", combined, None)["mer"]["f1"]
