@@ -144,9 +144,9 @@ class E2EData:
     def normalizer(self, split: str):
         """The normalizer that scores ``split``: fitted on train for train and dev, on train + dev for
         test (the normalizer's protocol); built once, its tuned encoder cached on disk."""
-        from ..normalize import Normalizer
-
         import torch
+
+        from ..normalize import Normalizer
 
         fitted_on = ("train", "dev") if split == "test" else ("train",)
         if fitted_on not in self.normalizers:
