@@ -1,6 +1,6 @@
 """``mernlib.train.fit`` past one process: two CPU processes (torchrun, gloo on 127.0.0.1) train the MTL
 tagger on the bundled sample through the experiment's own ``train_row`` and must match one process; the
-shares of every batch type of the kit add up to the whole batch.
+shares of every batch type of the kit add up to the whole batch; ``reproduce --encoder``.
 
 Run by hand, this file is also the worker torchrun starts: ``torchrun --nproc_per_node 2
 tests/test_distributed.py OUT`` writes each rank's history and weights to ``OUT/rank<r>.pt``.
@@ -259,6 +259,42 @@ def test_unknown_batches_and_lonely_processes(monkeypatch):
         fit(Toy(), {"a": [1.0]}, epochs=1, progress=False, distributed=True)
     monkeypatch.setenv("WORLD_SIZE", "2")  # distributed=False: train alone even under torchrun
     assert fit(Toy(), {"a": [1.0]}, epochs=1, progress=False, distributed=False).best_epoch == 1
+
+
+# -- reproduce --encoder -----------------------------------------------------------------------------------
+
+
+def test_cli_passes_the_encoder_and_refuses_it_for_mtl(monkeypatch, capsys):
+    from mernlib import cli, experiments
+
+    calls = []
+    monkeypatch.setattr(experiments, "reproduce", lambda *a, **kw: calls.append((a, kw)) or [])
+    for name in ("hst", "e2emern"):
+        assert cli.main(["reproduce", name, "--scale", "quick", "--encoder", "/models/biobert-large"]) == 0
+        assert calls[-1][0] == (name,) and calls[-1][1]["encoder"] == "/models/biobert-large"
+    assert cli.main(["reproduce", "e2emern", "--scale", "quick"]) == 0
+    assert "encoder" not in calls[-1][1]  # no option, no override: the experiment's default encoder
+    for name in ("mtl", "all", "data"):
+        calls.clear()
+        assert cli.main(["reproduce", name, "--encoder", "x"]) == 2
+        assert not calls and "--encoder" in capsys.readouterr().err
+
+
+def test_cli_reproduce_hst_with_a_local_encoder(tokenizer, tmp_path, one_torch_thread, capsys):
+    """``reproduce hst --encoder <folder>``: the run is trained on that encoder and records its name
+    (a tiny random BERT saved as a folder stands for a BioBERT or PubMedBERT checkpoint)."""
+    from mernlib import cli
+    from mernlib.encoders import tiny_random_encoder
+
+    folder = tmp_path / "tiny-bert"
+    encoder = tiny_random_encoder(tokenizer, max_positions=512)  # windows of the default 128 pieces fit
+    encoder.transformer.save_pretrained(folder)
+    encoder.tokenizer.save_pretrained(folder)
+    argv = ["reproduce", "hst", "--corpus", "sample", "--scale", "quick", "--epochs", "1"]
+    argv += ["--only", "multi-task", "--encoder", str(folder), "--results-dir", str(tmp_path)]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "hst" / "sample.json").read_text())
+    assert [r["encoder"] for r in result["runs"].values()] == ["tiny-bert"]
 
 
 # -- the worker torchrun starts ----------------------------------------------------------------------------
