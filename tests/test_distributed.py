@@ -1,6 +1,7 @@
-"""``mernlib.train.fit`` past one process: two CPU processes (torchrun, gloo on 127.0.0.1) train the MTL
-tagger on the bundled sample through the experiment's own ``train_row`` and must match one process; the
-shares of every batch type of the kit add up to the whole batch; ``reproduce --encoder``.
+"""``mernlib.train.fit`` past one process: two CPU processes (started with the environment torchrun gives
+its workers; gloo on 127.0.0.1) train the MTL tagger on the bundled sample through the experiment's own
+``train_row`` and must match one process; the shares of every batch type of the kit add up to the whole
+batch; ``reproduce --encoder``.
 
 Run by hand, this file is also the worker torchrun starts: ``torchrun --nproc_per_node 2
 tests/test_distributed.py OUT`` writes each rank's history and weights to ``OUT/rank<r>.pt``.
