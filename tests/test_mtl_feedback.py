@@ -1,9 +1,11 @@
-"""The multi-task feedback tagger: shapes, the uniform first feedback, overfitting, save/load, seeds."""
+"""The multi-task feedback tagger: shapes, the uniform first feedback, the CRF heads, overfitting,
+save/load, seeds."""
 
 import pytest
 import torch
 
 from mernlib.models import Feedback, MultiTaskTagger, get_default_config
+from mernlib.models.crf import CRF, FactorisedCRF
 from mernlib.train import fit
 
 SENTENCES = [
@@ -111,8 +113,29 @@ def test_feedback_shapes_and_uniform_first_feedback():
     assert list(used) == [("mer", 1)]
 
 
+def test_crf_heads_are_bio_constrained_and_choose_their_structure():
+    model = _model()
+    assert type(model.heads["mer"].crf) is CRF and model.heads["mer"].crf.constrained
+    assert type(model.heads["men"].crf) is CRF  # 9 MEN tags here: at most 64 -> dense
+    assert model.config.crf_top_k is None
+    fact = _model(crf_structure="factorised")
+    assert all(isinstance(h.crf, FactorisedCRF) for h in fact.heads.values())
+    assert not _model(crf_constraints=False).heads["men"].crf.constrained
+    with pytest.raises(ValueError):
+        _model(crf_structure="factorised", crf_top_k=4)  # nothing to prune
+    with pytest.raises(ValueError):
+        get_default_config(crf_structure="factorised", crf_constraints=False)
+    with pytest.raises(ValueError):
+        get_default_config(crf_structure="sparse")
+
+
 @pytest.mark.parametrize(
-    "kw", [dict(), dict(tasks=("mer",), feedback="none", decoder="softmax", use_chars=False)]
+    "kw",
+    [
+        dict(),
+        dict(crf_structure="factorised"),
+        dict(tasks=("mer",), feedback="none", decoder="softmax", use_chars=False),
+    ],
 )
 def test_overfits_a_handful_of_sentences(kw):
     model = _model(dropout=0.0, **kw)
@@ -121,8 +144,9 @@ def test_overfits_a_handful_of_sentences(kw):
     assert all(acc == 1.0 for acc in _accuracy(model).values()), _accuracy(model)
 
 
-def test_save_load_gives_identical_predictions(tmp_path):
-    model = _model(feedback="mer")
+@pytest.mark.parametrize("structure", ["auto", "factorised"])
+def test_save_load_gives_identical_predictions(tmp_path, structure):
+    model = _model(feedback="mer", crf_structure=structure)
     fit(
         model,
         {t: model.make_batches(SENTENCES, TAGS) for t in ("mer", "men")},

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mernlib.models.crf import CRF
+from mernlib.models.crf import CRF, FactorisedCRF
 from mernlib.vocab import PAD, Batch, CharVocab, TagVocab, Vocab, encode_batch, length_bucketed_batches
 
 VARIANTS = {
@@ -94,9 +94,19 @@ class MTLConfig:
     * ``U`` starts at zero, so a feedback model starts as plain MTL (``v + yU = v``): with the
       log-probability signal (entries around -log 1500 = -7.3) a random U would add a large random
       offset to v at initialisation.
-    * ``crf_top_k=32``: Viterbi considers the 32 best tags per token when a head has more tags
-      (exact for MER's handful of tags; an approximation for MEN's ~1,500, see
-      :mod:`mernlib.models.crf`); ``None`` decodes exactly (about 200x slower for 1,500 tags).
+    * CRF heads are **BIO-constrained** (``crf_constraints=True``): ``I-X`` only after ``B-X`` or
+      ``I-X`` and never first, in training and in decoding alike (the paper does not say; the
+      constraints only remove tag sequences that mean nothing in BIO). ``crf_structure="auto"`` gives a
+      dense transition matrix to a head with at most 64 tags (MER's type-level tags: 3 on NCBI-disease)
+      and the factorised transitions of :class:`~mernlib.models.crf.FactorisedCRF` above (MEN's concept
+      tags: 1,230), whose forward algorithm and Viterbi cost O(T * L) instead of O(T * L^2); see
+      :mod:`mernlib.models.crf` for what the factorisation keeps and drops. ``"full"`` /
+      ``"factorised"`` force one structure; ``crf_constraints=False`` is the unconstrained dense CRF.
+    * ``crf_top_k=None``: decoding is **exact**, and the same at dev selection and at test. An integer
+      opts into the old pruned Viterbi of the dense CRF (each token keeps its k best tags by emission;
+      not allowed with the factorised CRF, which has nothing to prune). It is an approximation that
+      ignores the transitions: with k = 32 on a 2-epoch MEN model, NCBI dev, it dropped the gold I- tag
+      at 37.5% of gold I- positions, and MEN F1 went from 0.109 (exact) to 0.066 (issue #12).
     * ``softmax`` decoder loss: token cross-entropy summed over a sentence, on the same scale as the
       CRF's per-sentence negative log-likelihood, and reduced over the batch like it.
     """
@@ -107,7 +117,9 @@ class MTLConfig:
     feedback_signal: str = "prob"
     feedback_detach: bool = True
     decoder: str = "crf"
-    crf_top_k: int | None = 32
+    crf_constraints: bool = True
+    crf_structure: str = "auto"
+    crf_top_k: int | None = None
     use_chars: bool = True
     word_dim: int = 100
     char_dim: int = 30
@@ -147,6 +159,10 @@ class MTLConfig:
             raise ValueError(f"loss_reduction must be 'sum' or 'mean', not {self.loss_reduction!r}")
         if self.feedback_rounds < 1:
             raise ValueError("feedback_rounds must be >= 1")
+        if self.crf_structure not in ("auto", "full", "factorised"):
+            raise ValueError(f"crf_structure must be auto|full|factorised, not {self.crf_structure!r}")
+        if self.crf_structure == "factorised" and not self.crf_constraints:
+            raise ValueError("the factorised CRF is built on the BIO constraints: crf_constraints=True")
 
     @property
     def name(self) -> str:
@@ -303,20 +319,42 @@ class Feedback(nn.Module):
 
 
 class TaskHead(nn.Module):
-    """Emissions P = v_task W + b, decoded by a softmax per token or by a CRF over the sentence."""
+    """Emissions P = v_task W + b, decoded by a softmax per token or by a CRF over the sentence.
+
+    With ``tag_names`` (the head's tags in id order) and ``crf_constraints`` the CRF is BIO-constrained
+    and its structure follows ``crf_structure`` (:meth:`mernlib.models.crf.CRF.for_tags`); without, it
+    is the plain dense CRF.
+    """
 
     def __init__(
         self,
         in_dim: int,
         num_tags: int,
         decoder: str = "crf",
-        crf_top_k: int | None = 32,
+        crf_top_k: int | None = None,
         reduction: str = "sum",
+        tag_names: Sequence[str] | None = None,
+        crf_constraints: bool = True,
+        crf_structure: str = "auto",
+        outside: str = "O",
     ):
         super().__init__()
         self.reduction = reduction
         self.linear = nn.Linear(in_dim, num_tags)
-        self.crf = CRF(num_tags) if decoder == "crf" else None
+        self.crf = None
+        if decoder == "crf":
+            if tag_names is not None and crf_constraints:
+                if len(tag_names) != num_tags:
+                    raise ValueError(f"{len(tag_names)} tag names for {num_tags} tags")
+                self.crf = CRF.for_tags(tag_names, structure=crf_structure, outside=outside)
+            elif crf_structure == "factorised":
+                raise ValueError("the factorised CRF needs the tag names and crf_constraints=True")
+            else:
+                self.crf = CRF(num_tags)
+        if crf_top_k is not None and isinstance(self.crf, FactorisedCRF):
+            raise ValueError(
+                "crf_top_k prunes the dense CRF only; the factorised CRF decodes exactly in O(T * L)"
+            )
         self.crf_top_k = crf_top_k
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
@@ -383,8 +421,17 @@ class MultiTaskTagger(nn.Module):
                 if c.receives_feedback(task):
                     self.feedback[task] = Feedback(dim, len(self.tag_vocabs[self.other(task)]))
                     in_dim = self.feedback[task].out_dim
+                tag_vocab = self.tag_vocabs[task]
                 self.heads[task] = TaskHead(
-                    in_dim, len(self.tag_vocabs[task]), c.decoder, c.crf_top_k, c.loss_reduction
+                    in_dim,
+                    len(tag_vocab),
+                    c.decoder,
+                    c.crf_top_k,
+                    c.loss_reduction,
+                    tag_names=tag_vocab.itos,
+                    crf_constraints=c.crf_constraints,
+                    crf_structure=c.crf_structure,
+                    outside=tag_vocab.outside,
                 )
 
     # -- construction from data ---------------------------------------------------------------
