@@ -1,10 +1,11 @@
-"""The multi-task feedback tagger: shapes, the uniform first feedback, the CRF heads, overfitting,
-save/load, seeds."""
+"""The multi-task feedback tagger: shapes, the uniform first feedback, the unpacked Bi-LSTM against the
+packed one, the CRF heads, overfitting, save/load, seeds."""
 
 import pytest
 import torch
+from torch import nn
 
-from mernlib.models import Feedback, MultiTaskTagger, get_default_config
+from mernlib.models import BiLSTMEncoder, Feedback, MultiTaskTagger, get_default_config
 from mernlib.models.crf import CRF, FactorisedCRF
 from mernlib.train import fit
 
@@ -111,6 +112,47 @@ def test_feedback_shapes_and_uniform_first_feedback():
     # one-directional feedback needs no uniform round
     _, used = _model(feedback="men")(batch, return_feedback=True)
     assert list(used) == [("mer", 1)]
+
+
+@pytest.mark.parametrize("num_layers", [1, 3])
+def test_unpacked_encoder_equals_the_packed_bidirectional_lstm(num_layers):
+    """Same weights, same numbers: the per-direction LSTMs over the padded batch (each sentence reversed
+    within its length for the backward direction) against nn.LSTM(bidirectional=True) over packed
+    sequences, outputs and gradients, with garbage in the padding that must not leak."""
+    torch.manual_seed(0)
+    encoder = BiLSTMEncoder(7, hidden_size=5, num_layers=num_layers, dropout=0.0)
+    packed_lstm = nn.LSTM(7, 5, num_layers=num_layers, bidirectional=True, batch_first=True)
+    encoder.load_bidirectional_lstm_(packed_lstm)
+    lengths = torch.tensor([6, 2, 5, 1, 6])
+    mask = torch.arange(6)[None, :] < lengths[:, None]
+    x = torch.randn(5, 6, 7)
+    x[~mask] = 100.0  # padding content must not reach any real token
+    x.requires_grad_(True)
+    upstream = torch.randn(5, 6, 10)
+
+    def packed(x):
+        seq = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = packed_lstm(seq)
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=6)[0]
+
+    results = []
+    for module, fn in ((packed_lstm, packed), (encoder, lambda x: encoder(x, mask))):
+        x.grad = None
+        out = fn(x)
+        (out * upstream).sum().backward()
+        results.append(
+            (out.detach(), x.grad.clone(), {n: p.grad.clone() for n, p in module.named_parameters()})
+        )
+        module.zero_grad()
+    (out_p, gx_p, gw_p), (out_u, gx_u, gw_u) = results
+    assert torch.allclose(out_u, out_p, atol=1e-6)
+    assert torch.all(out_u[~mask] == 0)
+    assert torch.allclose(gx_u[mask], gx_p[mask], atol=1e-6)
+    for name, grad in gw_p.items():  # e.g. weight_hh_l1_reverse -> backward_lstms.1.weight_hh_l0
+        kind, layer = name.split("_l")
+        direction = "backward" if layer.endswith("_reverse") else "forward"
+        ours = gw_u[f"{direction}_lstms.{layer.removesuffix('_reverse')}.{kind}_l0"]
+        assert torch.allclose(ours, grad, atol=1e-5), name
 
 
 def test_crf_heads_are_bio_constrained_and_choose_their_structure():

@@ -259,9 +259,21 @@ class BiLSTMEncoder(nn.Module):
     """v_i = h→_i ∘ h←_i: a k-layer Bi-LSTM, dropout on its input and on its output.
 
     The paper writes ∘ for the joining of the two directions; as in every Bi-LSTM tagger it is the
-    concatenation of the forward and backward states (what ``nn.LSTM(bidirectional=True)`` returns),
-    so ``out_dim = 2 * hidden_size``. Sequences are packed, so the backward direction starts at each
-    sentence's last real token, not at the padding.
+    concatenation of the forward and backward states, so ``out_dim = 2 * hidden_size``; layer l + 1
+    reads the concatenation of layer l's two directions. These are the equations of
+    ``nn.LSTM(bidirectional=True, num_layers=k)`` over packed sequences (the backward direction starts
+    at each sentence's last real token, never at the padding) -- tests/test_mtl_feedback.py checks that
+    this module gives the same numbers with the same weights.
+
+    How, and why not packed: each layer is two one-direction ``nn.LSTM`` s run over the *padded*
+    batch. The forward one reads the tokens left to right, so padding (always at the end) comes after
+    every real token and cannot change them. For the backward one each sentence is reversed *within its
+    own length* (``[a, b, c, pad]`` -> ``[c, b, a, pad]``), run left to right, and reversed back: again
+    padding comes last. On the CPU a packed LSTM runs one matrix product per time step on a shrinking
+    batch, and its backward pass turned every per-step slice into a zero-filled full-size gradient
+    (``SliceBackward``, a quarter of an NCBI training epoch); batches from
+    :func:`mernlib.vocab.length_bucketed_batches` have nearly equal lengths, so the padded steps cost
+    little. Outputs at padding positions are set to 0, as ``pad_packed_sequence`` gives.
     """
 
     def __init__(
@@ -274,24 +286,45 @@ class BiLSTMEncoder(nn.Module):
     ):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(
-            input_dim,
-            hidden_size,
-            num_layers=num_layers,
-            bidirectional=True,
-            batch_first=True,
-            dropout=layer_dropout if num_layers > 1 else 0.0,
-        )
+        self.layer_dropout = nn.Dropout(layer_dropout if num_layers > 1 else 0.0)  # between layers
+        dims = [input_dim] + [2 * hidden_size] * (num_layers - 1)
+        self.forward_lstms = nn.ModuleList(nn.LSTM(d, hidden_size, batch_first=True) for d in dims)
+        self.backward_lstms = nn.ModuleList(nn.LSTM(d, hidden_size, batch_first=True) for d in dims)
         self.out_dim = 2 * hidden_size
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        lengths = mask.sum(1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(
-            self.dropout(x), lengths, batch_first=True, enforce_sorted=False
-        )
-        out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        return self.dropout(out)
+        reverse = _reverse_within_length(mask)
+        h = self.dropout(x)
+        for layer, (fwd, bwd) in enumerate(zip(self.forward_lstms, self.backward_lstms, strict=True)):
+            if layer > 0:
+                h = self.layer_dropout(h)
+            h_fwd, _ = fwd(h)
+            h_bwd, _ = bwd(_take_time(h, reverse))
+            h = torch.cat([h_fwd, _take_time(h_bwd, reverse)], dim=-1)
+        return self.dropout(h * mask.unsqueeze(-1).to(h.dtype))
+
+    def load_bidirectional_lstm_(self, lstm: nn.LSTM) -> BiLSTMEncoder:
+        """Copy the weights of an ``nn.LSTM(bidirectional=True, batch_first=True)`` with the same sizes
+        (layer l's ``*_l{l}`` weights -> ``forward_lstms[l]``, ``*_l{l}_reverse`` -> ``backward_lstms[l]``)."""
+        with torch.no_grad():
+            for layer, (fwd, bwd) in enumerate(zip(self.forward_lstms, self.backward_lstms, strict=True)):
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(fwd, f"{name}_l0").copy_(getattr(lstm, f"{name}_l{layer}"))
+                    getattr(bwd, f"{name}_l0").copy_(getattr(lstm, f"{name}_l{layer}_reverse"))
+        return self
+
+
+def _reverse_within_length(mask: torch.Tensor) -> torch.Tensor:
+    """``[B, T]`` time indices that reverse each sentence within its length and leave padding in place."""
+    T = mask.shape[1]
+    t = torch.arange(T, device=mask.device).unsqueeze(0)
+    lengths = mask.long().sum(1, keepdim=True)
+    return torch.where(t < lengths, lengths - 1 - t, t)
+
+
+def _take_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[b, index[b, t]]`` for ``x`` ``[B, T, D]``."""
+    return x.gather(1, index.unsqueeze(2).expand_as(x))
 
 
 class Feedback(nn.Module):
