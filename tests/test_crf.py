@@ -320,3 +320,30 @@ def test_factorised_padding_and_top_k():
     assert crf.decode(emissions[1:2, :2], mask[1:2, :2])[0] == crf.decode(emissions, mask)[1]
     with pytest.raises(ValueError):
         crf.decode(emissions, mask, top_k=3)  # exact already: nothing to prune
+
+
+def test_factorised_forward_is_stable_with_large_emissions():
+    """The scaled probability-space recursion with emission gaps of hundreds of nats (far beyond
+    float32's exp range) still matches the log-space dense CRF of the same matrix, gradients included."""
+    tags = TAG_SETS["class-order"]
+    torch.manual_seed(8)
+    fact = _random_(FactorisedCRF(tags), scale=3.0)
+    dense = CRF(len(tags), impl="logsumexp", constraints=bio_constraints(tags))
+    with torch.no_grad():
+        dense.transitions.copy_(fact.transition_matrix().clamp_min(-1e4))
+        dense.start.copy_(fact.start)
+        dense.end.copy_(fact.end)
+    lengths = (9, 4, 1)
+    emissions = (torch.randn(3, 9, len(tags)) * 100).requires_grad_(True)
+    mask = torch.arange(9)[None, :] < torch.tensor(lengths)[:, None]
+    grads = []
+    for crf in (dense, fact):
+        emissions.grad = None
+        z = crf.log_partition(emissions, mask)
+        z.sum().backward()
+        grads.append((z.detach(), emissions.grad.clone()))
+    (z_d, g_d), (z_f, g_f) = grads
+    assert torch.isfinite(z_f).all() and torch.isfinite(g_f).all()
+    assert torch.allclose(z_f, z_d, rtol=1e-6, atol=1e-3)
+    assert torch.allclose(g_f, g_d, atol=1e-4)
+    assert fact.decode(emissions, mask) == dense.decode(emissions, mask)
