@@ -98,6 +98,11 @@ def test_feedback_shapes_and_uniform_first_feedback():
     with torch.no_grad():
         fb.U.normal_()
     assert torch.allclose(fb(v, None), fb(v, y0), atol=1e-6)  # the uniform shortcut is exact
+    # the heads' emissions are computed as v (W1 + W2)^T + y (U W2^T) + b: the same as W applied to v_task
+    head = torch.nn.Linear(12, 9)
+    y = torch.rand(2, 5, 4)
+    for y_other, explicit in ((y, fb(v, y)), (None, fb(v, y0))):
+        assert torch.allclose(fb.emissions(v, y_other, head), head(explicit), atol=1e-5)
 
     model = _model()
     batch = model.make_batch(SENTENCES[:3], {t: s[:3] for t, s in TAGS.items()})
@@ -220,3 +225,20 @@ def test_same_seed_same_losses_and_predictions():
         res = fit(model, data, model.config, optimizer="sgd", lr=0.05, epochs=2, progress=False)
         runs.append(([h["loss"] for h in res.history], model.predict_tags(SENTENCES)))
     assert runs[0] == runs[1]
+
+
+def test_predictions_do_not_depend_on_batching():
+    """predict_tags groups sentences by length under a token budget; padding must not change any tag."""
+    model = _model(crf_structure="factorised")
+    fit(
+        model,
+        {t: model.make_batches(SENTENCES, TAGS) for t in ("mer", "men")},
+        model.config,
+        optimizer="adam",
+        lr=0.01,
+        epochs=3,
+        progress=False,
+    )
+    reference = model.predict_tags(SENTENCES, batch_size=1)
+    assert model.predict_tags(SENTENCES) == reference
+    assert model.predict_tags(SENTENCES, max_tokens=12) == reference
