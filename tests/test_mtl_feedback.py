@@ -212,6 +212,11 @@ def test_save_load_gives_identical_predictions(tmp_path, structure):
     model.eval()
     for task in ("mer", "men"):
         assert torch.equal(model(batch)[task], loaded(batch)[task])
+    # checkpoints of the model before #12 (dense unconstrained CRF, packed LSTM) are refused by name
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "format": "mernlib.mtl_feedback/1"}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="retrain"):
+        MultiTaskTagger.load(tmp_path / "old.pt")
 
 
 def test_same_seed_same_losses_and_predictions():

@@ -52,7 +52,7 @@ VARIANTS = {
     "mer": "MTL-MER_feedback",
     "both": "MTL-MEN&MER_feedback",
 }
-FORMAT = "mernlib.mtl_feedback/1"
+FORMAT = "mernlib.mtl_feedback/2"  # /2: BIO-constrained (factorised) CRFs, per-direction LSTMs (issue #12)
 
 
 @dataclass
@@ -652,6 +652,11 @@ class MultiTaskTagger(nn.Module):
     @classmethod
     def load(cls, path: str | Path, map_location="cpu") -> MultiTaskTagger:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        if ckpt.get("format") == "mernlib.mtl_feedback/1":
+            raise ValueError(
+                f"{path}: a checkpoint from before the BIO-constrained CRF and the per-direction Bi-LSTM "
+                "(format mernlib.mtl_feedback/1); its parameters do not fit this model: retrain it"
+            )
         if ckpt.get("format") != FORMAT:
             raise ValueError(f"{path}: not a {FORMAT} checkpoint (format={ckpt.get('format')!r})")
         known = {f.name for f in fields(MTLConfig)}
