@@ -37,6 +37,10 @@ documented at its place):
   does not depend on e, so each sentence is encoded once per step, and each distinct entity name once
   per step; ``L_low`` is averaged over the words of the step's sentences (once per sentence per epoch,
   where the paper's per-sample formulation repeats it for every sample of the sentence).
+* **Low level** (``low_crf``): the paper tags each word with a softmax; ``low_crf=True`` puts a
+  BIO-constrained CRF (:func:`mernlib.models.crf.CRF.for_tags`) on the same emissions, trained with its
+  negative log-likelihood per word (the softmax's scale, so lambda and mu keep their meaning) and decoded
+  exactly: no ``O I-X`` fragments, and the tag sequence is chosen as a whole.
 * **Training goes through the kit's one trainer**, :func:`mernlib.train.fit`: the model exposes
   ``loss(batch, "e2emern")`` (one trainer task; the three levels share every step) and
   :meth:`E2EMERN.train_data` gives the trainer a callable ``generator -> batches`` that redraws the
@@ -90,6 +94,7 @@ from ..encoders import (
     save_encoder_model,
 )
 from ..tags import SpannedSentence, spans_to_tags, tags_to_spans
+from .crf import CRF
 
 HIGH_TAGS = ("O", "B", "I")
 TASK = "e2emern"  # the single task name E2EMERN trains under in mernlib.train.fit
@@ -119,6 +124,7 @@ class E2EMERNConfig:
     batch_size: int = 16  # sentences per step (with all their samples)
     n_negatives: int = 1  # negative entities per positive sample
     negatives: str = "random"  # "random": the paper's; "retrieved": from the retriever's top-k (below)
+    low_crf: bool = False  # the paper's low level is a softmax per word; True: a BIO-constrained CRF on top
     grad_clip: float | None = 1.0
     seed: int = 13
     # ablations: one class, switches instead of copies
@@ -341,6 +347,8 @@ class E2EMERN(nn.Module):
         self.gate = nn.Linear(2 * d, d)
         #       P(t_i | X, e) = softmax(W_h h_f_i + b_h)   (h_f = [h_i; h_e] without the gate)
         self.high = nn.Linear(d if self.config.use_gate else 2 * d, len(HIGH_TAGS))
+        # low level, optionally: a CRF over the BIO tags (created last: the other layers keep their init)
+        self.low_crf = CRF.for_tags(self.low_tags) if self.config.low_crf else None
 
     # -- encoding -----------------------------------------------------------------------------------
 
@@ -427,7 +435,14 @@ class E2EMERN(nn.Module):
             if tags:
                 gold_low[k, : len(tags)] = torch.tensor([self.low_index[t] for t in tags], device=self.device)
         logits = self.low_logits(H)
-        loss_low = F.cross_entropy(logits[mask], gold_low[mask]) if mask.any() else logits.sum() * 0
+        if not mask.any():
+            loss_low = logits.sum() * 0
+        elif self.low_crf is not None:  # per-word negative log-likelihood, on the scale of the softmax's
+            real = mask.any(1)
+            nll = self.low_crf.neg_log_likelihood(logits[real], gold_low[real], mask[real], reduction="sum")
+            loss_low = nll / mask.sum()
+        else:
+            loss_low = F.cross_entropy(logits[mask], gold_low[mask])
         total = loss_low
         parts = {"low": float(loss_low.detach())}
         pairs = [s for s in samples if s.concept is not None]
@@ -563,7 +578,15 @@ class E2EMERN(nn.Module):
             chosen = order[lo : lo + batch_size]
             part = [sentences[n] for n in chosen]
             H, mask = self.encode_sentences(part)
-            best = self.low_logits(H).argmax(-1)
+            logits = self.low_logits(H)
+            if self.low_crf is not None:
+                real = [k for k, words in enumerate(part) if words]  # the CRF needs a word per sentence
+                paths = self.low_crf.decode(logits[real], mask[real]) if real else []
+                best = dict(zip(real, paths, strict=True))
+                for k, n in enumerate(chosen):
+                    out[n] = [self.low_tags[t] for t in best.get(k, [])]
+                continue
+            best = logits.argmax(-1)
             for k, n in enumerate(chosen):
                 out[n] = [self.low_tags[t] for t in best[k, : len(part[k])].tolist()]
         return out
