@@ -100,6 +100,10 @@ def _run(args) -> int:
     return 1 if failed else 0
 
 
+ENCODER_EXPERIMENTS = ("e2emern", "hst")
+"""The experiments whose config has an ``encoder`` field (``reproduce --encoder``)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mernlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", default="full", choices=SCALE_NAMES)
     p.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants (rows)")
     p.add_argument("--epochs", type=int, help="override the scale's number of training epochs")
+    p.add_argument(
+        "--encoder",
+        metavar="NAME_OR_PATH",
+        help="e2emern and hst: the transformer encoder, a local folder or a hub name (e.g. a BioBERT or "
+        "PubMedBERT checkpoint; default: the bundled MiniLM)",
+    )
     p.add_argument(
         "--results-dir",
         default=None,
@@ -290,6 +300,17 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "reproduce":
             from .experiments import reproduce
 
+            overrides = {}
+            if args.encoder is not None:
+                if args.experiment not in ENCODER_EXPERIMENTS:
+                    why = {
+                        "mtl": "mtl's encoder is its own Bi-LSTM-CNNs over the kit's word2vec",
+                        "data": "data trains nothing",
+                    }.get(args.experiment, "run e2emern and hst on their own")
+                    raise ValueError(
+                        f"--encoder applies to e2emern and hst only, not {args.experiment}: {why}"
+                    )
+                overrides["encoder"] = args.encoder
             started = time.time()
             written = reproduce(
                 args.experiment,
@@ -300,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 epochs=args.epochs,
                 only=args.only,
                 results_dir=args.results_dir,
+                **overrides,
             )
             for path in written:
                 print(f"wrote {path}")

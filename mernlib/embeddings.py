@@ -41,13 +41,28 @@ def train_word2vec(
     sg: int = 0,
     **kwargs,
 ):
-    """Train word2vec (CBOW by default, ``sg=1`` for skip-gram) and return its ``KeyedVectors``.
+    """Train word2vec and return its ``KeyedVectors``.
+
+    The options a dev-set comparison would vary (defaults: the kit's vectors so far):
+
+    * ``sg``: 0 = CBOW (predict a word from its context; the default), 1 = skip-gram (predict the
+      context from the word; often better for rare words, slower);
+    * ``dim``: vector size (the tagger's ``word_dim`` must match);
+    * ``window``: context words on each side;
+    * ``min_count``: words seen fewer times get no vector (they become random rows of
+      :func:`embedding_matrix`);
+    * ``epochs``: passes over the text.
 
     ``sentences`` are token lists (re-iterable; a list is fine). Extra ``kwargs`` go to
-    ``gensim.models.Word2Vec``. See the module docstring for determinism.
+    ``gensim.models.Word2Vec`` (e.g. ``negative``, ``sample``). See the module docstring for determinism.
     """
     from gensim.models import Word2Vec
 
+    if sg not in (0, 1):
+        raise ValueError(f"sg must be 0 (CBOW) or 1 (skip-gram), not {sg!r}")
+    for name, value in (("dim", dim), ("window", window), ("min_count", min_count), ("epochs", epochs)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
     sentences = [list(s) for s in sentences]
     model = Word2Vec(
         sentences=sentences,
@@ -120,7 +135,16 @@ def embedding_matrix(
     vocab: Vocab, keyed_vectors, dim: int | None = None, seed: int = 13
 ) -> tuple[torch.Tensor, Coverage]:
     """An ``[len(vocab), dim]`` matrix: the pretrained vector of each word if found as written, else
-    of its lowercase form, else random (:func:`random_embeddings`). ``PAD`` is zero, ``UNK`` random.
+    of its lowercase form, else a random row. ``PAD`` is zero, ``UNK`` random.
+
+    Random rows are on the scale of the pretrained ones: drawn from a normal distribution with, per
+    dimension, the mean and standard deviation of the rows that were found. word2vec vectors trained in
+    the kit have a median norm around 0.34 and share a common offset; rows drawn uniformly in
+    ±sqrt(3/dim) (:func:`random_embeddings`, norm ~1, centred at 0) would make "this word had no vector"
+    readable from the norm alone and put those words far from every real one. Matching the moments keeps
+    the pretrained rows exactly as given (a user's vectors are not rescaled) and gives the network one
+    input scale. With fewer than two vectors found there are no moments to match and the rows come
+    from :func:`random_embeddings`.
 
     ``dim`` defaults to the vectors' size and must match it.
     """
@@ -129,18 +153,25 @@ def embedding_matrix(
     if dim != kv_dim:
         raise ValueError(f"dim={dim} but the pretrained vectors have {kv_dim} dimensions")
     matrix = random_embeddings(len(vocab), dim, seed)
-    exact = lower = rand = 0
+    exact = lower = 0
+    found = torch.zeros(len(vocab), dtype=torch.bool)
     for idx, word in enumerate(vocab.itos):
         if idx in (PAD, UNK):
             continue
-        if word in keyed_vectors.key_to_index:
-            matrix[idx] = torch.tensor(np.asarray(keyed_vectors[word], dtype=np.float32))
-            exact += 1
-        elif word.lower() in keyed_vectors.key_to_index:
-            matrix[idx] = torch.tensor(np.asarray(keyed_vectors[word.lower()], dtype=np.float32))
-            lower += 1
-        else:
-            rand += 1
+        key = word if word in keyed_vectors.key_to_index else word.lower()
+        if key not in keyed_vectors.key_to_index:
+            continue
+        matrix[idx] = torch.tensor(np.asarray(keyed_vectors[key], dtype=np.float32))
+        found[idx] = True
+        exact, lower = (exact + 1, lower) if key == word else (exact, lower + 1)
+    missing = ~found
+    missing[PAD] = False
+    if int(found.sum()) >= 2:
+        mean, std = matrix[found].mean(0), matrix[found].std(0)
+        g = torch.Generator().manual_seed(seed)
+        noise = torch.randn(int(missing.sum()), dim, generator=g)
+        matrix[missing] = mean + std * noise
+    rand = int(missing.sum()) - int(missing[UNK])
     return matrix, Coverage(exact, lower, rand)
 
 

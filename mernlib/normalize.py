@@ -924,6 +924,28 @@ class Normalizer:
             ranked.setdefault(cid, float(score))
         return list(ranked.items())[:k]
 
+    def candidates_batch(
+        self, items: Sequence[tuple[str, str | None, Document | None]], k: int = 10
+    ) -> tuple[list[list[tuple[str, float]]], list[Resolution]]:
+        """:meth:`candidates` of many ``(mention text, mention type, document)`` at once (retrieval
+        batched), and their :class:`Resolution` (which stage decided, on what query)."""
+        self._check_fitted()
+        resolutions = self.resolve_batch(items, k)
+        todo = [n for n, res in enumerate(resolutions) if not res.candidates]
+        retrieved = self._retrieve(
+            [resolutions[n].query or items[n][0] for n in todo], [items[n][1] for n in todo], k
+        )
+        extra = dict(zip(todo, retrieved, strict=True))
+        out = []
+        for n, res in enumerate(resolutions):
+            ranked: dict[str, float] = {}
+            if res.stage in ("training", "name", "composite") and split_concept(res.concept):
+                ranked[res.concept] = 1.0
+            for cid, score in res.candidates or extra[n]:
+                ranked.setdefault(cid, float(score))
+            out.append(list(ranked.items())[:k])
+        return out, resolutions
+
     def top_k_batch(self, texts: Sequence[str], k: int = 10) -> list[list[tuple[str, float]]]:
         """:meth:`candidates` for bare mention texts (no document, no type): the interface of
         :class:`mernlib.candidates.CandidateGenerator`, so E2EMERN's ``annotate`` and

@@ -137,8 +137,8 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
             return "—"
         if isinstance(value, list):
             return " ".join(map(str, value))
-        if isinstance(value, float):  # scores with 4 decimals, larger quantities (seconds) with 1
-            text = f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+        if isinstance(value, float):  # 4 significant digits: 0.8065, 0.97 (F1 points), 11.42, 869.2
+            text = f"{value:.4g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.1e}"
             spread = row.get(key + "_sd")
             return text + (f" ± {spread:.4f}" if spread is not None else "")
         return str(value)

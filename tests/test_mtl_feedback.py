@@ -1,9 +1,12 @@
-"""The multi-task feedback tagger: shapes, the uniform first feedback, overfitting, save/load, seeds."""
+"""The multi-task feedback tagger: shapes, the uniform first feedback, the unpacked Bi-LSTM against the
+packed one, the CRF heads, overfitting, save/load, seeds."""
 
 import pytest
 import torch
+from torch import nn
 
-from mernlib.models import Feedback, MultiTaskTagger, get_default_config
+from mernlib.models import BiLSTMEncoder, Feedback, MultiTaskTagger, get_default_config
+from mernlib.models.crf import CRF, FactorisedCRF
 from mernlib.train import fit
 
 SENTENCES = [
@@ -95,6 +98,11 @@ def test_feedback_shapes_and_uniform_first_feedback():
     with torch.no_grad():
         fb.U.normal_()
     assert torch.allclose(fb(v, None), fb(v, y0), atol=1e-6)  # the uniform shortcut is exact
+    # the heads' emissions are computed as v (W1 + W2)^T + y (U W2^T) + b: the same as W applied to v_task
+    head = torch.nn.Linear(12, 9)
+    y = torch.rand(2, 5, 4)
+    for y_other, explicit in ((y, fb(v, y)), (None, fb(v, y0))):
+        assert torch.allclose(fb.emissions(v, y_other, head), head(explicit), atol=1e-5)
 
     model = _model()
     batch = model.make_batch(SENTENCES[:3], {t: s[:3] for t, s in TAGS.items()})
@@ -111,8 +119,70 @@ def test_feedback_shapes_and_uniform_first_feedback():
     assert list(used) == [("mer", 1)]
 
 
+@pytest.mark.parametrize("num_layers", [1, 3])
+def test_unpacked_encoder_equals_the_packed_bidirectional_lstm(num_layers):
+    """Same weights, same numbers: the per-direction LSTMs over the padded batch (each sentence reversed
+    within its length for the backward direction) against nn.LSTM(bidirectional=True) over packed
+    sequences, outputs and gradients, with garbage in the padding that must not leak."""
+    torch.manual_seed(0)
+    encoder = BiLSTMEncoder(7, hidden_size=5, num_layers=num_layers, dropout=0.0)
+    packed_lstm = nn.LSTM(7, 5, num_layers=num_layers, bidirectional=True, batch_first=True)
+    encoder.load_bidirectional_lstm_(packed_lstm)
+    lengths = torch.tensor([6, 2, 5, 1, 6])
+    mask = torch.arange(6)[None, :] < lengths[:, None]
+    x = torch.randn(5, 6, 7)
+    x[~mask] = 100.0  # padding content must not reach any real token
+    x.requires_grad_(True)
+    upstream = torch.randn(5, 6, 10)
+
+    def packed(x):
+        seq = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = packed_lstm(seq)
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=6)[0]
+
+    results = []
+    for module, fn in ((packed_lstm, packed), (encoder, lambda x: encoder(x, mask))):
+        x.grad = None
+        out = fn(x)
+        (out * upstream).sum().backward()
+        results.append(
+            (out.detach(), x.grad.clone(), {n: p.grad.clone() for n, p in module.named_parameters()})
+        )
+        module.zero_grad()
+    (out_p, gx_p, gw_p), (out_u, gx_u, gw_u) = results
+    assert torch.allclose(out_u, out_p, atol=1e-6)
+    assert torch.all(out_u[~mask] == 0)
+    assert torch.allclose(gx_u[mask], gx_p[mask], atol=1e-6)
+    for name, grad in gw_p.items():  # e.g. weight_hh_l1_reverse -> backward_lstms.1.weight_hh_l0
+        kind, layer = name.split("_l")
+        direction = "backward" if layer.endswith("_reverse") else "forward"
+        ours = gw_u[f"{direction}_lstms.{layer.removesuffix('_reverse')}.{kind}_l0"]
+        assert torch.allclose(ours, grad, atol=1e-5), name
+
+
+def test_crf_heads_are_bio_constrained_and_choose_their_structure():
+    model = _model()
+    assert type(model.heads["mer"].crf) is CRF and model.heads["mer"].crf.constrained
+    assert type(model.heads["men"].crf) is CRF  # 9 MEN tags here: at most 64 -> dense
+    assert model.config.crf_top_k is None
+    fact = _model(crf_structure="factorised")
+    assert all(isinstance(h.crf, FactorisedCRF) for h in fact.heads.values())
+    assert not _model(crf_constraints=False).heads["men"].crf.constrained
+    with pytest.raises(ValueError):
+        _model(crf_structure="factorised", crf_top_k=4)  # nothing to prune
+    with pytest.raises(ValueError):
+        get_default_config(crf_structure="factorised", crf_constraints=False)
+    with pytest.raises(ValueError):
+        get_default_config(crf_structure="sparse")
+
+
 @pytest.mark.parametrize(
-    "kw", [dict(), dict(tasks=("mer",), feedback="none", decoder="softmax", use_chars=False)]
+    "kw",
+    [
+        dict(),
+        dict(crf_structure="factorised"),
+        dict(tasks=("mer",), feedback="none", decoder="softmax", use_chars=False),
+    ],
 )
 def test_overfits_a_handful_of_sentences(kw):
     model = _model(dropout=0.0, **kw)
@@ -121,8 +191,9 @@ def test_overfits_a_handful_of_sentences(kw):
     assert all(acc == 1.0 for acc in _accuracy(model).values()), _accuracy(model)
 
 
-def test_save_load_gives_identical_predictions(tmp_path):
-    model = _model(feedback="mer")
+@pytest.mark.parametrize("structure", ["auto", "factorised"])
+def test_save_load_gives_identical_predictions(tmp_path, structure):
+    model = _model(feedback="mer", crf_structure=structure)
     fit(
         model,
         {t: model.make_batches(SENTENCES, TAGS) for t in ("mer", "men")},
@@ -141,6 +212,11 @@ def test_save_load_gives_identical_predictions(tmp_path):
     model.eval()
     for task in ("mer", "men"):
         assert torch.equal(model(batch)[task], loaded(batch)[task])
+    # checkpoints of the model before #12 (dense unconstrained CRF, packed LSTM) are refused by name
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "format": "mernlib.mtl_feedback/1"}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="retrain"):
+        MultiTaskTagger.load(tmp_path / "old.pt")
 
 
 def test_same_seed_same_losses_and_predictions():
@@ -154,3 +230,20 @@ def test_same_seed_same_losses_and_predictions():
         res = fit(model, data, model.config, optimizer="sgd", lr=0.05, epochs=2, progress=False)
         runs.append(([h["loss"] for h in res.history], model.predict_tags(SENTENCES)))
     assert runs[0] == runs[1]
+
+
+def test_predictions_do_not_depend_on_batching():
+    """predict_tags groups sentences by length under a token budget; padding must not change any tag."""
+    model = _model(crf_structure="factorised")
+    fit(
+        model,
+        {t: model.make_batches(SENTENCES, TAGS) for t in ("mer", "men")},
+        model.config,
+        optimizer="adam",
+        lr=0.01,
+        epochs=3,
+        progress=False,
+    )
+    reference = model.predict_tags(SENTENCES, batch_size=1)
+    assert model.predict_tags(SENTENCES) == reference
+    assert model.predict_tags(SENTENCES, max_tokens=12) == reference

@@ -11,12 +11,15 @@ one trainer (:func:`mernlib.train.fit`) on the training split, and reports:
   (:func:`~mernlib.models.e2emern.paper_protocol_scores`), beside the NER F1. The paper's numbers
   (:mod:`mernlib.reference`, ``zhou2021``) sit beside ours. This protocol never asks the model to find
   mentions or to choose a concept among many.
-* **standard protocol** -- real end-to-end use: the low level finds mentions, a
-  :class:`~mernlib.candidates.CandidateGenerator` (entity base names and synonyms + training mention
-  texts; its recall@k on dev is reported) proposes k concepts per mention, the mid and high levels choose
-  one. Scored on documents with :func:`mernlib.metrics.evaluate_documents` (``ner-mention-strict``,
+* **standard protocol** -- real end-to-end use: the low level finds mentions, the kit's one normalizer
+  (:class:`mernlib.normalize.Normalizer`: abbreviations, lookups over training mentions and entity names,
+  composites, a contrastively tuned dense retriever; fitted on train for dev, on train + dev for test)
+  proposes each mention's k candidates, its own decision first, and the mid and high levels re-rank them:
+  a candidate scores ``retrieval score + alpha * model score`` (:func:`decide`), so ``k = 1`` or
+  ``alpha = 0`` is the normalizer's own answer and ``alpha = inf`` the model's alone (the published
+  variants). Scored on documents with :func:`mernlib.metrics.evaluate_documents` (``ner-mention-strict``,
   ``men-mention``, ``men-document``). The epoch is selected on dev (end-to-end ``men-mention`` F1 at
-  ``k_select``), k is chosen on dev among :data:`K_CHOICES`; the test set is annotated once.
+  ``k = K_SELECT``), k and alpha are chosen on dev; the test set is annotated once.
 * **baseline** -- :class:`~mernlib.candidates.DictionaryNormalizer` (exact match on training mentions and
   entity names, then TF-IDF top-1) on the gold mentions and on the model's predicted mentions.
 
@@ -37,9 +40,10 @@ What is reduced versus the paper (so that a full run fits a shared 2-core CPU) i
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..report import run_record, short_commit
@@ -52,6 +56,13 @@ VARIANTS: dict[str, dict] = {
     "no-gate": {"use_gate": False},
     "no-attention": {"use_attention": False},
     "paper-training": {},  # the model as published, trained the way the authors' code trains it (below)
+    # the kit's E2EMERN: trained on the candidates it is tested on, attention that reads the entity
+    "e2emern-kit": {
+        "negatives": "retrieved",
+        "n_negatives": 3,
+        "attention_score": "additive",
+        "low_crf": True,
+    },
 }
 # Variants trained by the paper's released code's rule: on train + dev, keeping the epoch with the lowest
 # training loss (E2EMERN.fit(selection="train-loss")). Dev is then seen in training, so nothing can be
@@ -67,7 +78,13 @@ DESCRIPTIONS = {
     "no-attention": "ablation: without entity attention (h_a = mean of the word vectors)",
     "paper-training": "E2EMERN as published, trained as the authors' code does: on train + dev, keeping the "
     "epoch with the lowest training loss (for the paper protocol; k fixed at 1 for the standard one)",
+    "e2emern-kit": "the kit's E2EMERN: negatives from each mention's retrieved candidates (3 per positive), "
+    "additive attention, a BIO-constrained CRF on the low level, re-ranking score combined with the "
+    "retriever's (alpha chosen on dev)",
 }
+RERANK_WEIGHTS: dict[str, tuple[float, ...]] = {"e2emern-kit": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, math.inf)}
+"""The ``alpha`` values dev chooses among, per variant (:func:`decide`); the published variants re-rank by
+the model alone (``inf``), as the paper's annotation would."""
 
 K_CHOICES = (1, 5, 10, 20)  # candidates per mention, chosen on dev
 K_SELECT = 10  # k used for the per-epoch dev score
@@ -88,6 +105,7 @@ README_COLUMNS = (
     "standard_men_mention_f1",
     "standard_men_document_f1",
     "k",
+    "alpha",
     "baseline_on_its_mentions_men_mention_f1",
     "train_seconds",
     "commit",
@@ -122,15 +140,34 @@ class E2EData:
     synonyms: dict
     train_mentions: list
     generator: object
+    normalizer_settings: dict = field(default_factory=dict)
+    normalizers: dict = field(default_factory=dict)
 
     @property
     def types(self) -> list[str]:
         return sorted({t for s in self.spanned["train"] for _, _, t, _ in s.spans})
 
+    def normalizer(self, split: str):
+        """The normalizer that scores ``split``: fitted on train for train and dev, on train + dev for
+        test (the normalizer's protocol); built once, its tuned encoder cached on disk."""
+        import torch
 
-def prepare(corpus: str = "sample", data_dir=None, max_documents: int | None = None) -> E2EData:
+        from ..normalize import Normalizer
+
+        fitted_on = ("train", "dev") if split == "test" else ("train",)
+        if fitted_on not in self.normalizers:
+            documents = [d for part in fitted_on for d in self.documents[part]]
+            with torch.enable_grad():  # first asked for inside a dev evaluation (no_grad); tuning needs it
+                self.normalizers[fitted_on] = Normalizer(**self.normalizer_settings).fit(documents, self.base)
+        return self.normalizers[fitted_on]
+
+
+def prepare(
+    corpus: str = "sample", data_dir=None, max_documents: int | None = None, normalizer: dict | None = None
+) -> E2EData:
     """Load ``corpus`` (the first ``max_documents`` of each split, if given), its entity base, the
-    model's concept names and the candidate generator (entity-base names and synonyms + training mentions)."""
+    model's concept names, the TF-IDF candidate generator of the dictionary baseline, and the settings of
+    the normalizer (``normalizer``: :class:`~mernlib.normalize.NormalizerConfig` fields)."""
     import warnings
 
     from .. import data
@@ -151,7 +188,17 @@ def prepare(corpus: str = "sample", data_dir=None, max_documents: int | None = N
     names, synonyms, train_mentions = entity_tables(base, documents["train"])
     generator = CandidateGenerator.from_entity_base(names, synonyms, train_mentions)
     return E2EData(
-        corpus, documents, labeled, spanned, base, base_warnings, names, synonyms, train_mentions, generator
+        corpus,
+        documents,
+        labeled,
+        spanned,
+        base,
+        base_warnings,
+        names,
+        synonyms,
+        train_mentions,
+        generator,
+        dict(normalizer or {}),
     )
 
 
@@ -183,8 +230,8 @@ def settings_for(scale: str = "quick", **overrides) -> dict:
     from . import scale_settings
 
     settings = scale_settings("e2emern", scale)
-    for key in ("about", "max_documents"):
-        settings.pop(key)
+    for key in ("about", "max_documents", "normalizer"):
+        settings.pop(key, None)
     return settings | overrides
 
 
@@ -197,14 +244,22 @@ def new_model(data: E2EData, settings: dict, variant: str = "e2emern", encoder=N
 
 
 def train_model(
-    model, sentences, dev_eval_fn=None, selection: str | None = None, progress: bool = True, **overrides
+    model,
+    sentences,
+    dev_eval_fn=None,
+    selection: str | None = None,
+    progress: bool = True,
+    negative_pools=None,
+    **overrides,
 ):
     """Train ``model`` on ``sentences`` with the kit's one trainer (:func:`mernlib.train.fit`).
 
     ``selection="dev"`` (default with ``dev_eval_fn``): the best epoch on dev is kept (standard protocol);
     ``"train-loss"``: the epoch with the lowest training loss (the paper's code, trained on train + dev);
     ``"last"`` (default without ``dev_eval_fn``). The encoder and the task heads get their own learning
-    rates (``config.lr``, ``config.head_lr``). Each history entry holds the epoch's mean loss ``parts``."""
+    rates (``config.lr``, ``config.head_lr``). Each history entry holds the epoch's mean loss ``parts``.
+    ``negative_pools``: the retrieved candidates per training mention (:func:`negative_pools`), for a
+    model with ``negatives="retrieved"``."""
     from ..train import fit, make_optimizer
 
     c = model.config
@@ -212,7 +267,7 @@ def train_model(
     model.epoch_loss_parts()  # start the count of loss parts afresh
     result = fit(
         model,
-        model.train_data(sentences),
+        model.train_data(sentences, negative_pools),
         c,
         dev_eval_fn=dev_eval_fn,
         optimizer=optimizer,
@@ -262,30 +317,112 @@ def _f1s(evaluation: dict) -> dict:
     return {name: round(entry["f1"], 4) for name, entry in evaluation["protocols"].items()}
 
 
-def dev_score(model, data: E2EData, k: int = K_SELECT, progress: bool = False) -> float:
-    """The standard protocol's epoch selection: end-to-end men-mention F1 on dev, choosing among ``k``."""
+@dataclass
+class Annotation:
+    """A split annotated once at the largest k: per sentence the low level's mentions and their
+    :class:`~mernlib.models.e2emern.PredictedMention` (the model's score of every candidate), and per
+    mention (flat, in sentence order) the normalizer's candidates (its own answer first) and the stage
+    that decided its answer. :func:`decide` reads any smaller k and any alpha from it."""
+
+    split: str
+    ranked: list
+    candidates: list
+    stages: list
+
+
+def negative_pools(data: E2EData, split: str = "train", k: int = 10) -> list[dict]:
+    """For ``negatives="retrieved"``: per sentence of ``split``, ``{(i, j): [concept IDs]}`` -- the top
+    ``k`` candidates the normalizer fitted on train proposes for each gold mention (gold IDs included; the
+    sample builder leaves them out)."""
+    from ..corpus import split_concept
+
+    normalizer = data.normalizer(split)
+    keys, items = [], []
+    for n, (item, sentence) in enumerate(zip(data.labeled[split], data.spanned[split], strict=True)):
+        for i, j, typ, _ in sentence.spans:
+            keys.append((n, i, j))
+            items.append((" ".join(sentence.words[i:j]), typ, item.document))
+    candidates, _ = normalizer.candidates_batch(items, k)
+    pools: list[dict] = [{} for _ in data.spanned[split]]
+    for (n, i, j), cands in zip(keys, candidates, strict=True):
+        pools[n][(i, j)] = [cid for c, _ in cands for cid in split_concept(c)]
+    return pools
+
+
+def annotate(model, data: E2EData, split: str, k: int = max(K_CHOICES), progress: bool = False) -> Annotation:
+    """The low level's mentions of ``split``, each mention's ``k`` candidates from the normalizer (with the
+    mention's document, for its abbreviations), and the model's score of each candidate."""
+    from ..tags import spans_to_mentions
+
+    words = [s.words for s in data.spanned[split]]
+    found = model.find_mentions(words, progress=progress)
+    items = []
+    for item, spans in zip(data.labeled[split], found, strict=True):
+        for m in spans_to_mentions(item.sentence, item.document.text, spans):
+            items.append((m.text, m.type, item.document))
+    candidates, resolutions = data.normalizer(split).candidates_batch(items, k)
+    ranked = model.rank(words, found, candidates, progress=progress)
+    return Annotation(split, ranked, candidates, [r.stage for r in resolutions])
+
+
+def decide(annotation: Annotation, k: int, alpha: float = math.inf) -> list[list]:
+    """Each mention's concept among its normalizer's top ``k`` candidates, by ``retrieval score + alpha
+    * model score`` (``alpha = inf``: the model's score alone, ties by retrieval order; ``alpha = 0`` or
+    ``k = 1``: the normalizer's own answer). A composite candidate (``A|B``, the normalizer's split of a
+    composite mention) scores the mean of its IDs' model scores and is output whole."""
+    from ..corpus import split_concept
+
+    out, flat = [], 0
+    for row in annotation.ranked:
+        chosen = []
+        for pm in row:
+            cands = annotation.candidates[flat][:k]
+            flat += 1
+            model_score = dict(pm.candidates)
+
+            def score(entry, model_score=model_score):
+                concept, retrieval = entry
+                ids = [c for c in split_concept(concept) if c in model_score]
+                mscore = sum(model_score[c] for c in ids) / len(ids) if ids else 0.0
+                return (mscore, retrieval) if math.isinf(alpha) else (retrieval + alpha * mscore,)
+
+            best = max(cands, key=score, default=("", 0.0))  # max keeps the first of equals
+            decided = copy.copy(pm)
+            decided.concept, decided.score = best[0], score(best)[0] if best[0] else 0.0
+            chosen.append(decided)
+        out.append(chosen)
+    return out
+
+
+def annotation_documents(data: E2EData, annotation: Annotation, k: int, alpha: float = math.inf):
+    """The predicted documents of ``annotation`` decided at ``k`` and ``alpha``."""
+    return predictions_to_documents(data.labeled[annotation.split], decide(annotation, k, alpha))
+
+
+def dev_score(
+    model, data: E2EData, k: int = K_SELECT, alpha: float = math.inf, progress: bool = False
+) -> float:
+    """The standard protocol's epoch selection: end-to-end men-mention F1 on dev at ``k`` and ``alpha``."""
     from ..metrics import evaluate_documents
 
-    pred = model.annotate([s.words for s in data.spanned["dev"]], data.generator, k=k, progress=progress)
-    docs = predictions_to_documents(data.labeled["dev"], pred)
+    docs = annotation_documents(data, annotate(model, data, "dev", k, progress), k, alpha)
     return evaluate_documents(data.documents["dev"], docs)["protocols"]["men-mention"]["f1"]
 
 
-def choose_k(model, data: E2EData, progress: bool = False) -> tuple[int, dict]:
-    """``(k, dev F1s by k)``: the number of candidates per mention with the best dev men-mention F1
-    (ties: the smaller k), from one annotation at the largest k."""
+def choose_k(model, data: E2EData, alphas=(math.inf,), progress: bool = False) -> tuple[int, float, dict]:
+    """``(k, alpha, dev F1s)``: the candidates per mention and the weight of the model's score with the
+    best dev men-mention F1 (ties: the smaller k, then the smaller alpha), from one annotation at the
+    largest k. ``k = 1`` is the normalizer alone, so the choice is never worse than it on dev."""
     from ..metrics import evaluate_documents
 
-    pred = model.annotate(
-        [s.words for s in data.spanned["dev"]], data.generator, k=max(K_CHOICES), progress=progress
-    )
-    by_k = {
-        k: _f1s(
-            evaluate_documents(data.documents["dev"], predictions_to_documents(data.labeled["dev"], pred, k))
-        )
-        for k in K_CHOICES
-    }
-    return max(K_CHOICES, key=lambda k: (by_k[k]["men-mention"], -k)), by_k
+    annotation = annotate(model, data, "dev", max(K_CHOICES), progress)
+    by_choice = {}
+    for k in K_CHOICES:
+        for alpha in alphas if k > 1 else alphas[:1]:
+            docs = annotation_documents(data, annotation, k, alpha)
+            by_choice[(k, alpha)] = _f1s(evaluate_documents(data.documents["dev"], docs))
+    k, alpha = max(by_choice, key=lambda ka: (by_choice[ka]["men-mention"], -ka[0], -ka[1]))
+    return k, alpha, {f"k={k},alpha={a}": v for (k, a), v in by_choice.items()}
 
 
 def paper_protocol_pairs(sentences, entity_names: dict[str, str], n_negatives: int = 1, seed: int = 13):
@@ -320,14 +457,16 @@ def paper_protocol(model, pairs, threshold: float = 0.5) -> dict:
     return result
 
 
-def standard_protocol(model, data: E2EData, k: int, split: str = "test", progress: bool = False):
+def standard_protocol(
+    model, data: E2EData, k: int, alpha: float = math.inf, split: str = "test", progress=False
+):
     """``(predicted documents, evaluate_documents result, annotation)``: the end-to-end output on ``split``
-    with ``k`` candidates per mention, scored on documents."""
+    with ``k`` candidates per mention and weight ``alpha``, scored on documents."""
     from ..metrics import evaluate_documents
 
-    pred = model.annotate([s.words for s in data.spanned[split]], data.generator, k=k, progress=progress)
-    docs = predictions_to_documents(data.labeled[split], pred)
-    return docs, evaluate_documents(data.documents[split], docs), pred
+    annotation = annotate(model, data, split, max(k, K_SELECT), progress)
+    docs = annotation_documents(data, annotation, k, alpha)
+    return docs, evaluate_documents(data.documents[split], docs), annotation
 
 
 # --------------------------------------------------------------------------------------------------
@@ -343,7 +482,7 @@ def run_variant(
     progress: bool = True,
     scale: str | None = None,
 ) -> dict:
-    """Train one variant, evaluate both protocols and the baseline on its mentions; write its PubTator."""
+    """Train one variant, evaluate both protocols, and the baselines on its mentions; write its PubTator."""
     import torch
 
     from ..candidates import DictionaryNormalizer
@@ -354,35 +493,40 @@ def run_variant(
     started = time.time()
     model = new_model(data, settings, variant, seed=seed, progress=progress)
     config = model.config
+    alphas = RERANK_WEIGHTS.get(variant, (math.inf,))
+    pools = negative_pools(data, "train") if config.negatives == "retrieved" else None
     paper_training = variant in PAPER_TRAINING_VARIANTS
     if paper_training:  # the authors' rule: train + dev, lowest training loss; dev is no longer held out
+        pools = pools + negative_pools(data, "dev") if pools is not None else None
         fit = train_model(
-            model, data.spanned["train"] + data.spanned["dev"], selection="train-loss", progress=progress
+            model,
+            data.spanned["train"] + data.spanned["dev"],
+            selection="train-loss",
+            progress=progress,
+            negative_pools=pools,
         )
     else:
         fit = train_model(
             model,
             data.spanned["train"],
-            dev_eval_fn=lambda m: dev_score(m, data, progress=progress),
+            dev_eval_fn=lambda m: dev_score(m, data, K_SELECT, alphas[-1], progress=progress),
             progress=progress,
+            negative_pools=pools,
         )
     train_seconds = time.time() - started
 
-    if paper_training:  # dev was trained on: k is fixed in advance
-        dev_by_k, best_k = None, PAPER_TRAINING_K
+    if paper_training:  # dev was trained on: k and alpha are fixed in advance
+        dev_by_choice, best_k, best_alpha = None, PAPER_TRAINING_K, math.inf
     else:
-        best_k, dev_by_k = choose_k(model, data, progress)
+        best_k, best_alpha, dev_by_choice = choose_k(model, data, alphas, progress)
 
-    # test, once: standard protocol at the k chosen on dev (and, declared in advance rather than
-    # selected, at K_SELECT: the model's own re-ranking of 10 candidates, read from the same annotation)
+    # test, once, at the k and alpha dev chose; the same annotation also gives, declared in advance rather
+    # than selected, the model's own re-ranking of K_SELECT candidates and the normalizer alone (k = 1)
     t0 = time.time()
-    _, _, test_pred = standard_protocol(model, data, max(best_k, K_SELECT), progress=progress)
+    test_docs, standard, annotation = standard_protocol(model, data, best_k, best_alpha, progress=progress)
     annotate_seconds = time.time() - t0
-    test_docs = predictions_to_documents(data.labeled["test"], test_pred, best_k)
-    standard = evaluate_documents(data.documents["test"], test_docs)
-    at_k_select = evaluate_documents(
-        data.documents["test"], predictions_to_documents(data.labeled["test"], test_pred, K_SELECT)
-    )
+    at_k_select = evaluate_documents(data.documents["test"], annotation_documents(data, annotation, K_SELECT))
+    normalizer_alone = evaluate_documents(data.documents["test"], annotation_documents(data, annotation, 1))
     pubtator_path = write_pubtator(test_docs, prediction_file)
     rescored = evaluate_documents(data.documents["test"], read_pubtator(pubtator_path))
     # paper protocol: pairs from the test set's gold IDs + sampled negatives, weighted binary F1
@@ -394,8 +538,8 @@ def run_variant(
         "detail": {str(k): v for k, v in paper.items()},
     }
     # the dictionary baseline on this variant's predicted mentions
-    normalizer = DictionaryNormalizer(data.names, data.train_mentions, data.synonyms)
-    baseline_pred = evaluate_documents(data.documents["test"], normalizer.normalize_documents(test_docs))
+    dictionary = DictionaryNormalizer(data.names, data.train_mentions + _mentions(data, "dev"), data.synonyms)
+    baseline_pred = evaluate_documents(data.documents["test"], dictionary.normalize_documents(test_docs))
     encoder = encoder_name(config.encoder)
     return {
         "variant": variant,
@@ -423,12 +567,16 @@ def run_variant(
         "train_seconds": round(train_seconds, 1),
         "test_annotation_sentences_per_s": round(len(data.spanned["test"]) / max(annotate_seconds, 1e-9), 1),
         "standard_protocol": {
-            "label": "standard protocol (end-to-end: NER -> candidates -> mid/high choice; test used once)",
+            "label": "standard protocol (end-to-end: NER -> the normalizer's k candidates -> re-ranking by "
+            "retrieval score + alpha * model score; test used once)",
             "k_chosen_on_dev": None if paper_training else best_k,
+            "alpha_chosen_on_dev": None if paper_training else _alpha(best_alpha),
             "k": best_k,
-            "dev_f1_by_k": None if dev_by_k is None else {str(k): v for k, v in dev_by_k.items()},
+            "alpha": _alpha(best_alpha),
+            "dev_f1_by_choice": dev_by_choice,
             "test": standard,
-            f"test_f1_at_k{K_SELECT}_not_selected": _f1s(at_k_select),
+            f"test_f1_model_alone_at_k{K_SELECT}_not_selected": _f1s(at_k_select),
+            "test_f1_normalizer_alone_not_selected": _f1s(normalizer_alone),
             "predictions": str(pubtator_path),
             "rescored_from_pubtator_equal": rescored["protocols"] == standard["protocols"],
         },
@@ -441,6 +589,18 @@ def run_variant(
             seed=seed, scale=scale, encoder=encoder, started=started, threads=torch.get_num_threads()
         ),
     }
+
+
+def _alpha(alpha: float) -> float | str:
+    return "inf" if math.isinf(alpha) else alpha
+
+
+def _mentions(data: E2EData, split: str) -> list[tuple[str, str]]:
+    from ..corpus import split_concept
+
+    return [
+        (m.text, m.concept) for d in data.documents[split] for m in d.mentions if split_concept(m.concept)
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -457,6 +617,29 @@ def prediction_file(results_dir, corpus: str, variant: str, seed: int, scale: st
     )
     name = variant if committed else f"{variant}-{scale}-e{epochs}-seed{seed}"
     return Path(results_dir) / "e2emern" / corpus / f"{name}.pubtator"
+
+
+def normalizer_recall(data: E2EData, split: str = "dev", ks=RECALL_KS) -> dict:
+    """Share of ``split``'s gold mentions (with an ID) whose concept is among the normalizer's top k
+    candidates (its own answer first), per k: the ceiling of any re-ranker at that k."""
+    from ..corpus import split_concept
+
+    gold = [
+        (m.text, m.type, d, m.concept)
+        for d in data.documents[split]
+        for m in d.mentions
+        if split_concept(m.concept)
+    ]
+    candidates, _ = data.normalizer(split).candidates_batch([g[:3] for g in gold], max(ks))
+    recall = {}
+    for k in ks:
+        hits = sum(
+            any(set(split_concept(c)) == set(split_concept(g[3])) for c, _ in cands[:k])
+            for g, cands in zip(gold, candidates, strict=True)
+        )
+        recall[k] = round(hits / len(gold), 4) if gold else 0.0
+    recall["mentions"] = len(gold)
+    return recall
 
 
 def reproduce(
@@ -477,21 +660,22 @@ def reproduce(
     from tqdm.auto import tqdm
 
     from .. import reference as references
-    from ..candidates import DictionaryNormalizer, recall_at_k
+    from ..candidates import DictionaryNormalizer
     from ..metrics import evaluate_documents
     from ..results import add_run, result_path
     from . import scale_settings
 
-    max_documents = overrides.pop("max_documents", scale_settings("e2emern", scale)["max_documents"])
+    scale_table = scale_settings("e2emern", scale)
+    max_documents = overrides.pop("max_documents", scale_table["max_documents"])
+    normalizer_settings = overrides.pop("normalizer", scale_table.get("normalizer", {}))
     settings = settings_for(scale, **({"epochs": epochs} if epochs else {}), **overrides)
     reference = references.load("zhou2021")
-    data = prepare(corpus, data_dir, max_documents)
-    dev_mentions = [(m.text, m.concept) for d in data.documents["dev"] for m in d.mentions]
-    recall = recall_at_k(data.generator, dev_mentions, RECALL_KS)
-    normalizer = DictionaryNormalizer(data.names, data.train_mentions, data.synonyms)
-    baseline_gold = evaluate_documents(
-        data.documents["test"], normalizer.normalize_documents(data.documents["test"])
-    )
+    data = prepare(corpus, data_dir, max_documents, normalizer_settings)
+    recall = normalizer_recall(data, "dev", RECALL_KS)
+    test_gold = data.documents["test"]
+    dictionary = DictionaryNormalizer(data.names, data.train_mentions + _mentions(data, "dev"), data.synonyms)
+    baseline_gold = evaluate_documents(test_gold, dictionary.normalize_documents(test_gold))
+    normalizer_gold = evaluate_documents(test_gold, data.normalizer("test").normalize(test_gold))
     header = {
         "experiment": "e2emern",
         "corpus": corpus,
@@ -515,13 +699,16 @@ def reproduce(
             "warnings": data.base_warnings,
         },
         "candidates": {
-            "generator": "exact match, then character 3-gram TF-IDF over entity-base names, synonyms and "
-            "training mention texts",
+            "generator": "mernlib.normalize.Normalizer (its own answer first, then its retriever's ranking), "
+            "fitted on train for dev and on train + dev for test",
+            "normalizer": data.normalizer("dev").describe(),
             "dev_recall_at_k": {str(k): v for k, v in recall.items()},
         },
         "baseline": {
-            "name": "DictionaryNormalizer (training-mention exact match, entity-name exact match, TF-IDF top-1)",
+            "name": "DictionaryNormalizer (training-mention exact match, entity-name exact match, TF-IDF top-1; "
+            "train + dev mentions for test)",
             "on_gold_mentions": baseline_gold,
+            "normalizer_on_gold_mentions": normalizer_gold,
         },
     }
     path = result_path(results_dir, "e2emern", corpus)
@@ -579,6 +766,7 @@ def summarize(runs) -> list[dict]:
                     "standard_men_mention_f1": round(std["men-mention"]["f1"], 4),
                     "standard_men_document_f1": round(std["men-document"]["f1"], 4),
                     "k": v["standard_protocol"].get("k", v["standard_protocol"]["k_chosen_on_dev"]),
+                    "alpha": v["standard_protocol"].get("alpha", "inf"),
                     "baseline_on_its_mentions_men_mention_f1": round(
                         v["baseline_on_predicted_mentions"]["protocols"]["men-mention"]["f1"], 4
                     ),

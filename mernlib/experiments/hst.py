@@ -54,9 +54,10 @@ re-scorable with :func:`rescore`). Runs of another seed add ``-seed<S>`` to the 
 configuration that is not committed (``quick``, ``--epochs N``) add ``-<scale>-e<epochs>``
 (:func:`prediction_dir`), so they never overwrite the committed predictions.
 
-``results/hst/reduced.json`` was written before the contract (one file per scale, scores by dataset);
-:func:`runs_of` reads it as runs, copying only what it records (lenient F1 and counts): its strict F1 is
-re-scored from its stored predictions when it is printed (:func:`table`).
+The committed ``results/hst/paper.json`` is a clean re-run (commit 11902a2) of the reduced comparison that
+an earlier session had stored as ``results/hst/reduced.json`` from an uncommitted tree: it gave the same F1
+to the last digit on 16 of the 20 (dataset, variant) pairs and differed by at most 0.4 points on the
+others, so the old file was retired.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..datasets import SPLITS, IOBDataset, IOBSelection, load_iob_datasets
-from ..paths import REPO_ROOT, RESULTS_DIR
+from ..paths import RESULTS_DIR
 
 TITLE = "Hierarchical shared transfer (Chai et al., BMC Bioinformatics 2022)"
 
@@ -673,58 +674,11 @@ def reproduce(
 # --------------------------------------------------------------------------------------------------
 
 
-def legacy_runs(result: dict) -> list[dict]:
-    """The runs of a ``results/hst/<scale>.json`` written before the experiment contract (one file per
-    scale, scores by dataset then variant), copying only what it records: lenient scores and counts,
-    best epoch and dev F1, seconds, prediction paths, caps, skipped datasets, config and provenance.
-    It recorded no strict F1 (see :func:`table`) and no selection name."""
-    prov = result["provenance"]
-    runs = []
-    for variant in result["variants"]:
-        test = {}
-        for name, entry in result["datasets"].items():
-            s = entry["variants"].get(variant)
-            if s is None:
-                continue
-            test[name] = {
-                "lenient": {k: s[k] for k in ("tp", "fp", "fn", "precision", "recall", "f1")},
-                "best_epoch": s.get("best_epoch"),
-                "best_dev_lenient": s.get("best_dev"),
-                "train_seconds": s.get("train_seconds"),
-                "predictions": s["predictions"],
-            }
-        runs.append(
-            {
-                "variant": variant,
-                "seed": prov["seed"],
-                "scale": result["scale"],
-                "epochs": result["epochs"]["multi-task (and single-task)"],
-                "encoder": prov["encoder"],
-                "fine_tune_epochs": result["epochs"]["fine-tune"] if VARIANTS[variant]["fine_tune"] else None,
-                "layout": "legacy: results/hst/<scale>.json",
-                "datasets": {
-                    name: {k: e[k] for k in ("entity_type", "sizes", "used", "tags")}
-                    for name, e in result["datasets"].items()
-                },
-                "test": test,
-                "seconds": result.get("variant_seconds", {}).get(variant),
-                "caps": result["caps"],
-                "skipped": result.get("skipped", []),
-                "complete": result.get("complete"),
-                "config": result.get("config"),
-                "provenance": prov,
-            }
-        )
-    return runs
-
-
 def runs_of(result: dict) -> list[dict]:
-    """The runs of a results file of either layout."""
-    if "runs" in result:
-        return list(result["runs"].values())
-    if "datasets" in result and "variants" in result:
-        return legacy_runs(result)
-    raise ValueError("not an hst results file: it has neither runs nor the legacy datasets/variants")
+    """The runs of a results file."""
+    if "runs" not in result:
+        raise ValueError("not an hst results file of the kit: it has no runs")
+    return list(result["runs"].values())
 
 
 def summarize(runs) -> list[dict]:
@@ -829,37 +783,9 @@ def _commits(members: list[dict], short_commit) -> list[str]:
     return sorted({short_commit(r["provenance"]["git_commit"]) for r in members if r.get("provenance")})
 
 
-def _predictions_root() -> Path:
-    """Where stored prediction paths are relative to: ``results/hst`` of the working directory (as the
-    CLI runs), else of the checkout."""
-    here = RESULTS_DIR / "hst"
-    return here if here.is_dir() else REPO_ROOT / "results" / "hst"
-
-
-def with_strict(runs: list[dict], root: Path | None = None) -> list[dict]:
-    """Runs whose test scores lack the strict F1 (the legacy layout recorded only the lenient one), with
-    it re-scored from their stored predictions under ``root`` (marked ``strict_source``); runs whose
-    predictions are not at hand stay without it."""
-    root = root or _predictions_root()
-    out = []
-    for run in runs:
-        if all("strict" in e for e in run["test"].values()):
-            out.append(run)
-            continue
-        run = {**run, "test": {n: dict(e) for n, e in run["test"].items()}}
-        for entry in run["test"].values():
-            path = root / entry.get("predictions", "")
-            if "strict" not in entry and entry.get("predictions") and path.is_file():
-                entry["strict"] = rescore(path, strict=True)
-                entry["strict_source"] = "strict re-scored from predictions"
-        out.append(run)
-    return out
-
-
 def table(result: dict) -> list[dict]:
-    """The summary of a results file of either layout (``python -m mernlib table``), recomputed from its
-    runs; a legacy file's strict F1 is re-scored from its stored predictions (:func:`with_strict`)."""
-    return summarize(with_strict(runs_of(result)))
+    """The summary of a results file (``python -m mernlib table``), recomputed from its runs."""
+    return summarize(runs_of(result))
 
 
 def summary_of(trained: Iterable[TrainedVariant], datasets, scale: str = "notebook") -> list[dict]:
@@ -1032,7 +958,6 @@ __all__ = [
     "fine_tune",
     "fine_tune_parts",
     "freeze",
-    "legacy_runs",
     "load_selection",
     "make_run",
     "mean_dev_f1",
@@ -1054,7 +979,6 @@ __all__ = [
     "trainable_parts",
     "unfreeze",
     "variant_config",
-    "with_strict",
 ]
 
 

@@ -45,7 +45,11 @@ ROWS = {
 HEADLINE_ROW = "mtl-both-feedback"
 DEFAULT_ROWS = ("bilstm-cnns-crf", "mtl", "mtl-both-feedback")
 PAPER_MEN_TYPES = {"ncbi-disease": None, "bc5cdr": {"Disease"}}
-VARIANTS = tuple(ROWS)  # the experiment contract's names (mernlib.experiments): a variant is a row
+STUDIES = ("word-vectors", "men-convergence")
+"""Dev-set studies that choose settings (never read test): ``--only word-vectors`` compares word vectors
+(:func:`compare_word_vectors`), ``--only men-convergence`` measures how fast the MEN head learns under
+different optimisers (:func:`men_convergence`). Written to ``results/mtl/studies/<study>-<corpus>.json``."""
+VARIANTS = tuple(ROWS) + STUDIES  # the experiment contract's names (mernlib.experiments): a row, or a study
 DEFAULT_VARIANTS = DEFAULT_ROWS
 TITLE = "Multi-task MER + MEN with explicit feedback (Zhao et al., AAAI 2019)"
 README_COLUMNS = (
@@ -261,6 +265,140 @@ def compare_word_vectors(
             }
         rows.append(row)
     return rows
+
+
+MEN_CONVERGENCE_SETTINGS: dict[str, dict] = {
+    "paper: SGD lr 0.001, momentum 0.9, dropout 0.5": {},
+    "Adam lr 0.001, dropout 0.5": {"optimizer": "adam", "lr": 0.001},
+    "Adam lr 0.003, dropout 0.5": {"optimizer": "adam", "lr": 0.003},
+    "Adam lr 0.001, dropout 0.3": {"optimizer": "adam", "lr": 0.001, "dropout": 0.3},
+}
+"""What :func:`men_convergence` compares: the paper's optimiser against Adam at two rates and less dropout."""
+
+
+def men_convergence(
+    corpus: str = "ncbi-disease",
+    data_dir=None,
+    seed: int = 13,
+    epochs: int = 8,
+    settings: dict | None = None,
+    progress: bool = False,
+    max_sentences: int | None = None,
+) -> dict:
+    """Why the MEN head learns slowly, measured on dev: a single-task MEN tagger (the pipeline's) trained
+    for ``epochs`` under each of ``settings``, its dev MEN F1 and training loss per epoch; and, for the
+    best setting's model, dev MEN recall by how often the gold concept occurs in training (seen once,
+    2-5 times, more, never) -- a concept tagger can only learn what it sees, and many concepts are rare."""
+    from collections import Counter
+
+    from ..corpus import split_concept
+    from ..models.mtl_feedback import MultiTaskTagger
+    from ..train import fit
+
+    data = prepare(corpus, data_dir, max_sentences=max_sentences)
+    vectors, info = word_vectors(corpus, data_dir, seed=seed)
+    curves, best = {}, (None, -1.0, None)
+    for name, overrides in (settings or MEN_CONVERGENCE_SETTINGS).items():
+        config = row_config(
+            "bilstm-cnns-crf",
+            tasks=("men",),
+            feedback="none",
+            seed=seed,
+            epochs=epochs,
+            word_dim=vectors.vector_size,
+            **overrides,
+        )
+        model = MultiTaskTagger.build(
+            config,
+            data.words["train"],
+            {"men": data.tags["train"]["men"]},
+            keyed_vectors=vectors,
+            extra_words=_vector_words(vectors, data),
+        )
+
+        def dev_f1(m):
+            _, men_only = decode_predictions(data, "dev", m.predict_tags(data.words["dev"]))
+            return paper_protocol(data, "dev", None, men_only)["men"]["f1"]
+
+        started = time.time()
+        result = fit(
+            model,
+            {
+                "men": lambda g, m=model: m.make_batches(
+                    data.words["train"], {"men": data.tags["train"]["men"]}, shuffle=True, generator=g
+                )
+            },
+            config,
+            dev_eval_fn=dev_f1,
+            selection="last",
+            progress=progress,
+        )
+        curves[name] = {
+            "overrides": overrides,
+            "dev_men_f1": [round(h["dev"], 4) for h in result.history],
+            "loss": [round(h["loss"]["men"], 3) for h in result.history],
+            "seconds": round(time.time() - started, 1),
+        }
+        if result.history[-1]["dev"] > best[1]:
+            best = (name, result.history[-1]["dev"], model)
+    # recall by training frequency of the gold concept, for the best setting
+    freq = Counter(
+        cid for d in data.documents["train"] for m in d.mentions for cid in split_concept(m.concept)
+    )
+    _, men_only = decode_predictions(data, "dev", best[2].predict_tags(data.words["dev"]))
+    predicted = {(d.uid, m.start, m.end, m.concept) for d in men_only for m in d.mentions}
+    buckets: dict[str, list[int]] = {}
+    for d in data.documents["dev"]:
+        for m in d.mentions:
+            if not split_concept(m.concept):
+                continue
+            n = min(freq[c] for c in split_concept(m.concept))
+            bucket = "never" if n == 0 else "once" if n == 1 else "2-5 times" if n <= 5 else "more than 5"
+            buckets.setdefault(bucket, []).append((d.uid, m.start, m.end, m.concept) in predicted)
+    by_frequency = {
+        b: {"mentions": len(v), "recall": round(sum(v) / len(v), 4)}
+        for b, v in sorted(
+            buckets.items(), key=lambda kv: ["never", "once", "2-5 times", "more than 5"].index(kv[0])
+        )
+    }
+    return {
+        "curves": curves,
+        "best": best[0],
+        "dev_recall_by_training_frequency": by_frequency,
+        "word_vectors": info["method"],
+    }
+
+
+def run_study(
+    study: str,
+    corpus: str,
+    *,
+    data_dir=None,
+    seed: int = 13,
+    results_dir=Path("results"),
+    progress: bool = True,
+) -> Path:
+    """Run one of :data:`STUDIES` on dev and write ``results_dir/mtl/studies/<study>-<corpus>.json``."""
+    from ..report import run_record, write_json
+
+    started = time.time()
+    if study == "word-vectors":
+        result = {
+            "rows": compare_word_vectors(corpus, data_dir, seed=seed, progress=progress),
+            "probe": WORD_VECTOR_PROBE,
+        }
+    elif study == "men-convergence":
+        result = men_convergence(corpus, data_dir, seed=seed, progress=progress)
+    else:
+        raise ValueError(f"unknown study {study!r}: choose one of {STUDIES}")
+    result = {
+        "study": study,
+        "corpus": corpus,
+        "split": "dev",
+        **result,
+        "provenance": run_record(seed=seed, scale="full", encoder=None, started=started),
+    }
+    return write_json(result, Path(results_dir) / "mtl" / "studies" / f"{study}-{corpus}.json")
 
 
 def men_ceiling(data: MTLData, split: str = "test", seen_splits=("train",)) -> dict:
@@ -583,6 +721,13 @@ def reproduce(
     header = {"experiment": "mtl", "paper": paper["citation"], "corpus": corpus}
     written = []
     for row in only or DEFAULT_ROWS:
+        if row in STUDIES:
+            written.append(
+                run_study(
+                    row, corpus, data_dir=data_dir, seed=seed, results_dir=results_dir, progress=progress
+                )
+            )
+            continue
         started = time.time()
         config = scale_config(
             row,

@@ -25,12 +25,22 @@ documented at its place):
   each the high-level tags mark the whole composite mention (it does mention that ID). NIL (``-1``) and
   empty concepts produce no mid/high sample but keep their low-level tags.
 * **Negatives**: ``n_negatives`` concepts per positive, drawn uniformly from the entity base minus the
-  concepts the sentence mentions; redrawn every epoch. A sentence without linkable mentions still
+  concepts the sentence mentions (``negatives="random"``, the paper's); redrawn every epoch. Random
+  concepts are mostly trivially wrong (on NCBI, ~45% of the MeSH base are BC5CDR chemicals), so a model
+  trained on them learns to reject the unrelated, not to choose among the near-synonyms a retriever
+  proposes at test time. ``negatives="retrieved"`` draws them instead from each mention's *retrieved
+  candidates* (the concepts a retriever ranks highest for the mention's text, minus the gold ones:
+  ``negative_pools`` of :func:`build_samples`), falling back to random ones when a pool runs short --
+  the model trains on the choice it is tested on. A sentence without linkable mentions still
   trains the low level (it gets no mid/high sample).
 * **Batches are sentences**: a step takes ``batch_size`` sentences and *all* their samples. ``H``
   does not depend on e, so each sentence is encoded once per step, and each distinct entity name once
   per step; ``L_low`` is averaged over the words of the step's sentences (once per sentence per epoch,
   where the paper's per-sample formulation repeats it for every sample of the sentence).
+* **Low level** (``low_crf``): the paper tags each word with a softmax; ``low_crf=True`` puts a
+  BIO-constrained CRF (:func:`mernlib.models.crf.CRF.for_tags`) on the same emissions, trained with its
+  negative log-likelihood per word (the softmax's scale, so lambda and mu keep their meaning) and decoded
+  exactly: no ``O I-X`` fragments, and the tag sequence is chosen as a whole.
 * **Training goes through the kit's one trainer**, :func:`mernlib.train.fit`: the model exposes
   ``loss(batch, "e2emern")`` (one trainer task; the three levels share every step) and
   :meth:`E2EMERN.train_data` gives the trainer a callable ``generator -> batches`` that redraws the
@@ -84,6 +94,7 @@ from ..encoders import (
     save_encoder_model,
 )
 from ..tags import SpannedSentence, spans_to_tags, tags_to_spans
+from .crf import CRF
 
 HIGH_TAGS = ("O", "B", "I")
 TASK = "e2emern"  # the single task name E2EMERN trains under in mernlib.train.fit
@@ -112,6 +123,8 @@ class E2EMERNConfig:
     epochs: int = 10
     batch_size: int = 16  # sentences per step (with all their samples)
     n_negatives: int = 1  # negative entities per positive sample
+    negatives: str = "random"  # "random": the paper's; "retrieved": from the retriever's top-k (below)
+    low_crf: bool = False  # the paper's low level is a softmax per word; True: a BIO-constrained CRF on top
     grad_clip: float | None = 1.0
     seed: int = 13
     # ablations: one class, switches instead of copies
@@ -125,6 +138,8 @@ class E2EMERNConfig:
     def __post_init__(self):
         if self.attention_score not in ("paper", "additive"):
             raise ValueError(f"attention_score must be 'paper' or 'additive', not {self.attention_score!r}")
+        if self.negatives not in ("random", "retrieved"):
+            raise ValueError(f"negatives must be 'random' or 'retrieved', not {self.negatives!r}")
 
 
 def get_default_config(**overrides) -> E2EMERNConfig:
@@ -189,6 +204,7 @@ def build_samples(
     entity_names: dict[str, str],
     n_negatives: int,
     rng: random.Random,
+    negative_pools: Sequence[dict[tuple[int, int], list[str]]] | None = None,
 ) -> list[Sample]:
     """Samples for one epoch (call again each epoch to redraw the negatives).
 
@@ -199,6 +215,8 @@ def build_samples(
     * a sentence with no positive gives one low-level-only sample (``concept=None``).
 
     ``sentences_with_mentions``: :class:`SpannedSentence` objects or ``(words, spans)`` pairs.
+    ``negative_pools[s][(i, j)]``: the retrieved candidates of sentence ``s``'s mention ``[i, j)``; when
+    given, a positive's negatives are drawn first from its mentions' pools (``negatives="retrieved"``).
     """
     all_ids = sorted(entity_names)
     samples: list[Sample] = []
@@ -217,7 +235,17 @@ def build_samples(
             samples.append(Sample(index, cid, 1, high_tags(sentence, cid)))
         excluded = set(mentioned)
         wanted = n_negatives * len(positives)
-        negatives = _sample_excluding(all_ids, excluded, wanted, rng)
+        negatives: list[str] = []
+        if negative_pools is not None:
+            pool = [
+                c
+                for i, j, _, concept in sorted(sentence.spans)
+                for c in negative_pools[index].get((i, j), ())
+                if c in entity_names and c not in excluded
+            ]
+            pool = list(dict.fromkeys(pool))
+            negatives = rng.sample(pool, min(wanted, len(pool)))
+        negatives += _sample_excluding(all_ids, excluded | set(negatives), wanted - len(negatives), rng)
         for cid in negatives:
             samples.append(Sample(index, cid, 0, [0] * len(sentence.words)))
     return samples
@@ -319,6 +347,8 @@ class E2EMERN(nn.Module):
         self.gate = nn.Linear(2 * d, d)
         #       P(t_i | X, e) = softmax(W_h h_f_i + b_h)   (h_f = [h_i; h_e] without the gate)
         self.high = nn.Linear(d if self.config.use_gate else 2 * d, len(HIGH_TAGS))
+        # low level, optionally: a CRF over the BIO tags (created last: the other layers keep their init)
+        self.low_crf = CRF.for_tags(self.low_tags) if self.config.low_crf else None
 
     # -- encoding -----------------------------------------------------------------------------------
 
@@ -405,7 +435,14 @@ class E2EMERN(nn.Module):
             if tags:
                 gold_low[k, : len(tags)] = torch.tensor([self.low_index[t] for t in tags], device=self.device)
         logits = self.low_logits(H)
-        loss_low = F.cross_entropy(logits[mask], gold_low[mask]) if mask.any() else logits.sum() * 0
+        if not mask.any():
+            loss_low = logits.sum() * 0
+        elif self.low_crf is not None:  # per-word negative log-likelihood, on the scale of the softmax's
+            real = mask.any(1)
+            nll = self.low_crf.neg_log_likelihood(logits[real], gold_low[real], mask[real], reduction="sum")
+            loss_low = nll / mask.sum()
+        else:
+            loss_low = F.cross_entropy(logits[mask], gold_low[mask])
         total = loss_low
         parts = {"low": float(loss_low.detach())}
         pairs = [s for s in samples if s.concept is not None]
@@ -455,6 +492,7 @@ class E2EMERN(nn.Module):
         sentences: Sequence[SpannedSentence],
         generator: torch.Generator | None = None,
         shuffle: bool = True,
+        negative_pools: Sequence[dict] | None = None,
     ) -> list[E2EBatch]:
         """One epoch of batches: samples rebuilt (negatives redrawn, seeded by ``generator``), then
         ``batch_size`` sentences per batch with *all* their samples.
@@ -468,7 +506,8 @@ class E2EMERN(nn.Module):
             else self.config.seed
         )
         rng = random.Random(seed)
-        samples = build_samples(sentences, self.entity_names, self.config.n_negatives, rng)
+        pools = negative_pools if self.config.negatives == "retrieved" else None
+        samples = build_samples(sentences, self.entity_names, self.config.n_negatives, rng, pools)
         by_sentence: dict[int, list[Sample]] = {}
         for s in samples:
             by_sentence.setdefault(s.sentence, []).append(s)
@@ -496,11 +535,16 @@ class E2EMERN(nn.Module):
             batches.append(E2EBatch([sentences[g] for g in chosen], batch_samples))
         return batches
 
-    def train_data(self, sentences: Sequence) -> dict:
-        """``{TASK: generator -> batches}`` for :func:`mernlib.train.fit` (negatives redrawn every epoch)."""
+    def train_data(self, sentences: Sequence, negative_pools: Sequence[dict] | None = None) -> dict:
+        """``{TASK: generator -> batches}`` for :func:`mernlib.train.fit` (negatives redrawn every epoch;
+        with ``negatives="retrieved"`` from ``negative_pools``, one dict per sentence)."""
         tagged = [_as_spanned(s) for s in sentences]
         self._check_types(tagged)
-        return {TASK: lambda generator: self.make_batches(tagged, generator)}
+        if self.config.negatives == "retrieved" and negative_pools is None:
+            raise ValueError(
+                "negatives='retrieved' needs negative_pools (the retrieved candidates per mention)"
+            )
+        return {TASK: lambda generator: self.make_batches(tagged, generator, negative_pools=negative_pools)}
 
     def _check_types(self, sentences: list[SpannedSentence]) -> None:
         types = {t for s in sentences for _, _, t, _ in s.spans}
@@ -534,7 +578,15 @@ class E2EMERN(nn.Module):
             chosen = order[lo : lo + batch_size]
             part = [sentences[n] for n in chosen]
             H, mask = self.encode_sentences(part)
-            best = self.low_logits(H).argmax(-1)
+            logits = self.low_logits(H)
+            if self.low_crf is not None:
+                real = [k for k, words in enumerate(part) if words]  # the CRF needs a word per sentence
+                paths = self.low_crf.decode(logits[real], mask[real]) if real else []
+                best = dict(zip(real, paths, strict=True))
+                for k, n in enumerate(chosen):
+                    out[n] = [self.low_tags[t] for t in best.get(k, [])]
+                continue
+            best = logits.argmax(-1)
             for k, n in enumerate(chosen):
                 out[n] = [self.low_tags[t] for t in best[k, : len(part[k])].tolist()]
         return out
@@ -571,32 +623,29 @@ class E2EMERN(nn.Module):
             raise KeyError(f"concept {concept!r} has no name in model.entity_names") from None
 
     @torch.no_grad()
-    def annotate(
+    def find_mentions(
+        self, sentences: list[list[str]], batch_size: int = 32, progress: bool = False
+    ) -> list[list[tuple[int, int, str]]]:
+        """The low level's mentions of each sentence: word spans ``(i, j, type)`` (conlleval decoding: a
+        stray ``I-`` starts a mention)."""
+        return [tags_to_spans(ts) for ts in self.predict_tags(sentences, batch_size, progress)]
+
+    @torch.no_grad()
+    def rank(
         self,
         sentences: list[list[str]],
-        candidates_per_mention,
-        k: int = 10,
+        mentions: list[list[tuple[int, int, str]]],
+        candidate_lists: list[list],
         batch_size: int = 32,
         progress: bool = False,
     ) -> list[list[PredictedMention]]:
-        """Find and normalize the mentions of raw word sequences.
-
-        ``candidates_per_mention``: a :class:`~mernlib.candidates.CandidateGenerator` (its ``top_k``
-        with ``k``), or a callable ``mention_text -> [concept_id | (concept_id, score), ...]``.
-        Candidate concept strings are split into IDs; IDs without a name in ``entity_names`` are
-        skipped. A mention without candidates gets concept ``''``. See the module docstring for the score.
-        Each mention's ``ranks`` keep the retrieval order, so :meth:`PredictedMention.best_within`
-        gives the choice for any smaller k without scoring again.
-        """
-        tags = self.predict_tags(sentences, batch_size, progress)
-        found = [tags_to_spans(ts) for ts in tags]  # conlleval: a stray I- starts a mention
-        texts = [" ".join(sentences[s][i:j]) for s, spans in enumerate(found) for i, j, _ in spans]
-        if hasattr(candidates_per_mention, "top_k_batch"):
-            raw = candidates_per_mention.top_k_batch(texts, k)
-        else:
-            raw = [list(candidates_per_mention(t))[:k] for t in texts]
+        """Score each mention's candidates with the mid and high levels (see the module docstring) and
+        order them, best first. ``candidate_lists`` holds, for every mention in sentence order, its
+        retrieved candidates (concept IDs or ``(ID, score)``; concept strings are split into IDs; IDs
+        without a name in ``entity_names`` are skipped); every (sentence, candidate) pair is scored once.
+        Each mention keeps its candidates' retrieval ranks (:meth:`PredictedMention.best_within`)."""
         cand_lists, rank_lists = [], []
-        for cands in raw:
+        for cands in candidate_lists:
             ids: list[str] = []
             ranks: dict[str, int] = {}
             for rank, c in enumerate(cands):
@@ -607,16 +656,14 @@ class E2EMERN(nn.Module):
                         ranks[one] = rank
             cand_lists.append(ids)
             rank_lists.append(ranks)
-        # every (sentence, candidate) pair once, scored with the mid and high levels
         pair_keys: list[tuple[int, str]] = []
         flat = 0
-        mention_cands = []
-        for s, spans in enumerate(found):
+        for s, spans in enumerate(mentions):
             for _ in spans:
-                mention_cands.append((s, cand_lists[flat]))
-                for cid in cand_lists[flat]:
-                    pair_keys.append((s, cid))
+                pair_keys.extend((s, cid) for cid in cand_lists[flat])
                 flat += 1
+        if flat != len(candidate_lists):
+            raise ValueError(f"{len(candidate_lists)} candidate lists for {flat} mentions")
         pair_keys = list(dict.fromkeys(pair_keys))
         scored = self.score_pairs(
             [sentences[s] for s, _ in pair_keys], [c for _, c in pair_keys], batch_size, progress
@@ -624,11 +671,10 @@ class E2EMERN(nn.Module):
         pair_pos = {key: n for n, key in enumerate(pair_keys)}
         results: list[list[PredictedMention]] = []
         flat = 0
-        for s, spans in enumerate(found):
+        for s, spans in enumerate(mentions):
             row = []
             for i, j, typ in spans:
-                _, ids = mention_cands[flat]
-                ranks = rank_lists[flat]
+                ids, ranks = cand_lists[flat], rank_lists[flat]
                 flat += 1
                 scores = []
                 for cid in ids:
@@ -639,6 +685,31 @@ class E2EMERN(nn.Module):
                 row.append(PredictedMention(i, j, typ, best[0], best[1], scores, ranks))
             results.append(row)
         return results
+
+    @torch.no_grad()
+    def annotate(
+        self,
+        sentences: list[list[str]],
+        candidates_per_mention,
+        k: int = 10,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[list[PredictedMention]]:
+        """Find and normalize the mentions of raw word sequences: :meth:`find_mentions`, then each
+        mention's top ``k`` candidates by its text, then :meth:`rank`.
+
+        ``candidates_per_mention``: anything with ``top_k_batch(texts, k)`` (a
+        :class:`~mernlib.candidates.CandidateGenerator`, a fitted :class:`~mernlib.normalize.Normalizer`),
+        or a callable ``mention_text -> [concept_id | (concept_id, score), ...]``. A mention without
+        candidates gets concept ``''``.
+        """
+        found = self.find_mentions(sentences, batch_size, progress)
+        texts = [" ".join(sentences[s][i:j]) for s, spans in enumerate(found) for i, j, _ in spans]
+        if hasattr(candidates_per_mention, "top_k_batch"):
+            raw = candidates_per_mention.top_k_batch(texts, k)
+        else:
+            raw = [list(candidates_per_mention(t))[:k] for t in texts]
+        return self.rank(sentences, found, raw, batch_size, progress)
 
     def _combine(self, p_mid: float, high_probs: torch.Tensor, i: int, j: int) -> float:
         """``score = p_mid * s_high`` with ``s_high = mean_k P_high(gold tag_k)`` over the span ``[i, j)``."""

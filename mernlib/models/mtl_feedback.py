@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mernlib.models.crf import CRF
+from mernlib.models.crf import CRF, FactorisedCRF
 from mernlib.vocab import PAD, Batch, CharVocab, TagVocab, Vocab, encode_batch, length_bucketed_batches
 
 VARIANTS = {
@@ -52,7 +52,7 @@ VARIANTS = {
     "mer": "MTL-MER_feedback",
     "both": "MTL-MEN&MER_feedback",
 }
-FORMAT = "mernlib.mtl_feedback/1"
+FORMAT = "mernlib.mtl_feedback/2"  # /2: BIO-constrained (factorised) CRFs, per-direction LSTMs (issue #12)
 
 
 @dataclass
@@ -94,9 +94,19 @@ class MTLConfig:
     * ``U`` starts at zero, so a feedback model starts as plain MTL (``v + yU = v``): with the
       log-probability signal (entries around -log 1500 = -7.3) a random U would add a large random
       offset to v at initialisation.
-    * ``crf_top_k=32``: Viterbi considers the 32 best tags per token when a head has more tags
-      (exact for MER's handful of tags; an approximation for MEN's ~1,500, see
-      :mod:`mernlib.models.crf`); ``None`` decodes exactly (about 200x slower for 1,500 tags).
+    * CRF heads are **BIO-constrained** (``crf_constraints=True``): ``I-X`` only after ``B-X`` or
+      ``I-X`` and never first, in training and in decoding alike (the paper does not say; the
+      constraints only remove tag sequences that mean nothing in BIO). ``crf_structure="auto"`` gives a
+      dense transition matrix to a head with at most 64 tags (MER's type-level tags: 3 on NCBI-disease)
+      and the factorised transitions of :class:`~mernlib.models.crf.FactorisedCRF` above (MEN's concept
+      tags: 1,230), whose forward algorithm and Viterbi cost O(T * L) instead of O(T * L^2); see
+      :mod:`mernlib.models.crf` for what the factorisation keeps and drops. ``"full"`` /
+      ``"factorised"`` force one structure; ``crf_constraints=False`` is the unconstrained dense CRF.
+    * ``crf_top_k=None``: decoding is **exact**, and the same at dev selection and at test. An integer
+      opts into the old pruned Viterbi of the dense CRF (each token keeps its k best tags by emission;
+      not allowed with the factorised CRF, which has nothing to prune). It is an approximation that
+      ignores the transitions: with k = 32 on a 2-epoch MEN model, NCBI dev, it dropped the gold I- tag
+      at 37.5% of gold I- positions, and MEN F1 went from 0.109 (exact) to 0.066 (issue #12).
     * ``softmax`` decoder loss: token cross-entropy summed over a sentence, on the same scale as the
       CRF's per-sentence negative log-likelihood, and reduced over the batch like it.
     """
@@ -107,7 +117,9 @@ class MTLConfig:
     feedback_signal: str = "prob"
     feedback_detach: bool = True
     decoder: str = "crf"
-    crf_top_k: int | None = 32
+    crf_constraints: bool = True
+    crf_structure: str = "auto"
+    crf_top_k: int | None = None
     use_chars: bool = True
     word_dim: int = 100
     char_dim: int = 30
@@ -147,6 +159,10 @@ class MTLConfig:
             raise ValueError(f"loss_reduction must be 'sum' or 'mean', not {self.loss_reduction!r}")
         if self.feedback_rounds < 1:
             raise ValueError("feedback_rounds must be >= 1")
+        if self.crf_structure not in ("auto", "full", "factorised"):
+            raise ValueError(f"crf_structure must be auto|full|factorised, not {self.crf_structure!r}")
+        if self.crf_structure == "factorised" and not self.crf_constraints:
+            raise ValueError("the factorised CRF is built on the BIO constraints: crf_constraints=True")
 
     @property
     def name(self) -> str:
@@ -243,9 +259,21 @@ class BiLSTMEncoder(nn.Module):
     """v_i = h→_i ∘ h←_i: a k-layer Bi-LSTM, dropout on its input and on its output.
 
     The paper writes ∘ for the joining of the two directions; as in every Bi-LSTM tagger it is the
-    concatenation of the forward and backward states (what ``nn.LSTM(bidirectional=True)`` returns),
-    so ``out_dim = 2 * hidden_size``. Sequences are packed, so the backward direction starts at each
-    sentence's last real token, not at the padding.
+    concatenation of the forward and backward states, so ``out_dim = 2 * hidden_size``; layer l + 1
+    reads the concatenation of layer l's two directions. These are the equations of
+    ``nn.LSTM(bidirectional=True, num_layers=k)`` over packed sequences (the backward direction starts
+    at each sentence's last real token, never at the padding) -- tests/test_mtl_feedback.py checks that
+    this module gives the same numbers with the same weights.
+
+    How, and why not packed: each layer is two one-direction ``nn.LSTM`` s run over the *padded*
+    batch. The forward one reads the tokens left to right, so padding (always at the end) comes after
+    every real token and cannot change them. For the backward one each sentence is reversed *within its
+    own length* (``[a, b, c, pad]`` -> ``[c, b, a, pad]``), run left to right, and reversed back: again
+    padding comes last. On the CPU a packed LSTM runs one matrix product per time step on a shrinking
+    batch, and its backward pass turned every per-step slice into a zero-filled full-size gradient
+    (``SliceBackward``, a quarter of an NCBI training epoch); batches from
+    :func:`mernlib.vocab.length_bucketed_batches` have nearly equal lengths, so the padded steps cost
+    little. Outputs at padding positions are set to 0, as ``pad_packed_sequence`` gives.
     """
 
     def __init__(
@@ -258,24 +286,45 @@ class BiLSTMEncoder(nn.Module):
     ):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(
-            input_dim,
-            hidden_size,
-            num_layers=num_layers,
-            bidirectional=True,
-            batch_first=True,
-            dropout=layer_dropout if num_layers > 1 else 0.0,
-        )
+        self.layer_dropout = nn.Dropout(layer_dropout if num_layers > 1 else 0.0)  # between layers
+        dims = [input_dim] + [2 * hidden_size] * (num_layers - 1)
+        self.forward_lstms = nn.ModuleList(nn.LSTM(d, hidden_size, batch_first=True) for d in dims)
+        self.backward_lstms = nn.ModuleList(nn.LSTM(d, hidden_size, batch_first=True) for d in dims)
         self.out_dim = 2 * hidden_size
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        lengths = mask.sum(1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(
-            self.dropout(x), lengths, batch_first=True, enforce_sorted=False
-        )
-        out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        return self.dropout(out)
+        reverse = _reverse_within_length(mask)
+        h = self.dropout(x)
+        for layer, (fwd, bwd) in enumerate(zip(self.forward_lstms, self.backward_lstms, strict=True)):
+            if layer > 0:
+                h = self.layer_dropout(h)
+            h_fwd, _ = fwd(h)
+            h_bwd, _ = bwd(_take_time(h, reverse))
+            h = torch.cat([h_fwd, _take_time(h_bwd, reverse)], dim=-1)
+        return self.dropout(h * mask.unsqueeze(-1).to(h.dtype))
+
+    def load_bidirectional_lstm_(self, lstm: nn.LSTM) -> BiLSTMEncoder:
+        """Copy the weights of an ``nn.LSTM(bidirectional=True, batch_first=True)`` with the same sizes
+        (layer l's ``*_l{l}`` weights -> ``forward_lstms[l]``, ``*_l{l}_reverse`` -> ``backward_lstms[l]``)."""
+        with torch.no_grad():
+            for layer, (fwd, bwd) in enumerate(zip(self.forward_lstms, self.backward_lstms, strict=True)):
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(fwd, f"{name}_l0").copy_(getattr(lstm, f"{name}_l{layer}"))
+                    getattr(bwd, f"{name}_l0").copy_(getattr(lstm, f"{name}_l{layer}_reverse"))
+        return self
+
+
+def _reverse_within_length(mask: torch.Tensor) -> torch.Tensor:
+    """``[B, T]`` time indices that reverse each sentence within its length and leave padding in place."""
+    T = mask.shape[1]
+    t = torch.arange(T, device=mask.device).unsqueeze(0)
+    lengths = mask.long().sum(1, keepdim=True)
+    return torch.where(t < lengths, lengths - 1 - t, t)
+
+
+def _take_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[b, index[b, t]]`` for ``x`` ``[B, T, D]``."""
+    return x.gather(1, index.unsqueeze(2).expand_as(x))
 
 
 class Feedback(nn.Module):
@@ -301,22 +350,61 @@ class Feedback(nn.Module):
         yU = self.U.mean(0) if y_other is None else y_other @ self.U
         return torch.cat([v, v + yU], dim=-1)
 
+    def emissions(self, v: torch.Tensor, y_other: torch.Tensor | None, linear: nn.Linear) -> torch.Tensor:
+        """``linear(self(v, y_other))`` -- the receiving head's emissions P = (v ∘ (v + yU)) W^T + b --
+        computed without forming v_task. Splitting W = [W_1, W_2] by the two halves of v_task,
+
+            P = v W_1^T + (v + yU) W_2^T + b = v (W_1 + W_2)^T + y (U W_2^T) + b,
+
+        the same number by associativity. For MEN (1,230 tags, 3 MER tags fed back) that halves the
+        product with the 1,230 x 400 matrix; for MER (3 tags, 1,230 MEN tags fed back) it replaces the
+        ``[B*T, 1230] @ [1230, 200]`` product yU by a ``[B*T, 1230] @ [1230, 3]`` one.
+        tests/test_mtl_feedback.py checks it against the explicit form."""
+        d = v.shape[-1]
+        w1, w2 = linear.weight[:, :d], linear.weight[:, d:]
+        if y_other is None:  # uniform: yU = mean of U's rows, the same at every token -> a bias
+            return F.linear(v, w1 + w2, linear.bias + self.U.mean(0) @ w2.t())
+        out = F.linear(v, w1 + w2, linear.bias)
+        return torch.addmm(out.flatten(0, -2), y_other.flatten(0, -2), self.U @ w2.t()).view_as(out)
+
 
 class TaskHead(nn.Module):
-    """Emissions P = v_task W + b, decoded by a softmax per token or by a CRF over the sentence."""
+    """Emissions P = v_task W + b, decoded by a softmax per token or by a CRF over the sentence.
+
+    With ``tag_names`` (the head's tags in id order) and ``crf_constraints`` the CRF is BIO-constrained
+    and its structure follows ``crf_structure`` (:meth:`mernlib.models.crf.CRF.for_tags`); without, it
+    is the plain dense CRF.
+    """
 
     def __init__(
         self,
         in_dim: int,
         num_tags: int,
         decoder: str = "crf",
-        crf_top_k: int | None = 32,
+        crf_top_k: int | None = None,
         reduction: str = "sum",
+        tag_names: Sequence[str] | None = None,
+        crf_constraints: bool = True,
+        crf_structure: str = "auto",
+        outside: str = "O",
     ):
         super().__init__()
         self.reduction = reduction
         self.linear = nn.Linear(in_dim, num_tags)
-        self.crf = CRF(num_tags) if decoder == "crf" else None
+        self.crf = None
+        if decoder == "crf":
+            if tag_names is not None and crf_constraints:
+                if len(tag_names) != num_tags:
+                    raise ValueError(f"{len(tag_names)} tag names for {num_tags} tags")
+                self.crf = CRF.for_tags(tag_names, structure=crf_structure, outside=outside)
+            elif crf_structure == "factorised":
+                raise ValueError("the factorised CRF needs the tag names and crf_constraints=True")
+            else:
+                self.crf = CRF(num_tags)
+        if crf_top_k is not None and isinstance(self.crf, FactorisedCRF):
+            raise ValueError(
+                "crf_top_k prunes the dense CRF only; the factorised CRF decodes exactly in O(T * L)"
+            )
         self.crf_top_k = crf_top_k
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
@@ -383,8 +471,17 @@ class MultiTaskTagger(nn.Module):
                 if c.receives_feedback(task):
                     self.feedback[task] = Feedback(dim, len(self.tag_vocabs[self.other(task)]))
                     in_dim = self.feedback[task].out_dim
+                tag_vocab = self.tag_vocabs[task]
                 self.heads[task] = TaskHead(
-                    in_dim, len(self.tag_vocabs[task]), c.decoder, c.crf_top_k, c.loss_reduction
+                    in_dim,
+                    len(tag_vocab),
+                    c.decoder,
+                    c.crf_top_k,
+                    c.loss_reduction,
+                    tag_names=tag_vocab.itos,
+                    crf_constraints=c.crf_constraints,
+                    crf_structure=c.crf_structure,
+                    outside=tag_vocab.outside,
                 )
 
     # -- construction from data ---------------------------------------------------------------
@@ -491,7 +588,7 @@ class MultiTaskTagger(nn.Module):
                 else:
                     y = self._signal(emissions(other, rnd - 1 if other in self.feedback else 0))
                     used[(task, rnd)] = y
-                out = self.heads[task](fb(v, y))  # v_task = v ∘ (v + y_other U)
+                out = fb.emissions(v, y, self.heads[task].linear)  # P = (v ∘ (v + y_other U)) W^T + b
             memo[(task, rnd)] = out
             return out
 
@@ -501,8 +598,7 @@ class MultiTaskTagger(nn.Module):
 
     def _signal(self, other_emissions: torch.Tensor) -> torch.Tensor:
         y = other_emissions.detach() if self.config.feedback_detach else other_emissions
-        y = F.log_softmax(y, dim=-1)
-        return y.exp() if self.config.feedback_signal == "prob" else y
+        return F.softmax(y, dim=-1) if self.config.feedback_signal == "prob" else F.log_softmax(y, dim=-1)
 
     def loss(self, batch: Batch, task: str) -> torch.Tensor:
         """The ``task`` head's negative log-likelihood (mean over sentences) on ``batch``."""
@@ -521,11 +617,18 @@ class MultiTaskTagger(nn.Module):
             self.train(was_training)
 
     def predict_tags(
-        self, sentences: Sequence[Sequence[str]], batch_size: int = 256
+        self, sentences: Sequence[Sequence[str]], batch_size: int = 256, max_tokens: int = 8192
     ) -> dict[str, list[list[str]]]:
-        """Tag strings per task for every sentence, in the input order."""
+        """Tag strings per task for every sentence, in the input order.
+
+        Sentences are tagged in order of length, at most ``batch_size`` per batch and at most
+        ``max_tokens`` padded tokens (sentences x longest) per batch, so the few long sentences do not
+        pad a whole batch of 256 to their length (that left half of an inference batch's slots padding
+        on NCBI). Batching does not change any output.
+        """
         out: dict[str, list] = {t: [None] * len(sentences) for t in self.config.tasks}
-        for batch in self.make_batches(sentences, batch_size=batch_size, shuffle=False):
+        for group in _inference_groups([len(s) for s in sentences], batch_size, max_tokens):
+            batch = self.make_batch([sentences[i] for i in group], train=False, index=group)
             for task, paths in self.predict(batch).items():
                 for i, path in zip(batch.index, paths, strict=True):
                     out[task][i] = self.tag_vocabs[task].decode(path)
@@ -549,6 +652,11 @@ class MultiTaskTagger(nn.Module):
     @classmethod
     def load(cls, path: str | Path, map_location="cpu") -> MultiTaskTagger:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        if ckpt.get("format") == "mernlib.mtl_feedback/1":
+            raise ValueError(
+                f"{path}: a checkpoint from before the BIO-constrained CRF and the per-direction Bi-LSTM "
+                "(format mernlib.mtl_feedback/1); its parameters do not fit this model: retrain it"
+            )
         if ckpt.get("format") != FORMAT:
             raise ValueError(f"{path}: not a {FORMAT} checkpoint (format={ckpt.get('format')!r})")
         known = {f.name for f in fields(MTLConfig)}
@@ -563,3 +671,15 @@ class MultiTaskTagger(nn.Module):
         model.load_state_dict(ckpt["state_dict"])
         model.eval()
         return model
+
+
+def _inference_groups(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:
+    """Indices sorted by length (stable), cut into groups of at most ``batch_size`` sentences and at most
+    ``max_tokens`` padded tokens (a longer sentence alone is still a group)."""
+    groups: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if groups and len(groups[-1]) < batch_size and (len(groups[-1]) + 1) * lengths[i] <= max_tokens:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
