@@ -16,6 +16,7 @@ SUBMODULES = (
     # the data layer
     "corpus",
     "pubtator",
+    "bioc",
     "tokenize",
     "tags",
     "conll",
@@ -35,6 +36,9 @@ SUBMODULES = (
     "candidates",
     "models",
     "train",
+    "normalize",
+    "pipeline",
+    "annotate",
     "experiments",
     "runner",
     "viz",

@@ -154,6 +154,26 @@ def test_the_mtl_checkpoint_is_recognised(tmp_path):
     assert isinstance(load_model(tmp_path / "mtl.pt"), MultiTaskTagger)
 
 
+def test_the_e2emern_folder_is_recognised(tmp_path):
+    """An E2EMERN folder loads through load_model with its configuration, ``low_crf`` included (the CRF's
+    transitions are among the heads, so the loaded model decodes as the saved one)."""
+    import torch
+
+    from mernlib.encoders import load_encoder, tiny_random_encoder
+    from mernlib.models.e2emern import E2EMERN, get_default_config
+
+    torch.manual_seed(0)
+    encoder = tiny_random_encoder(load_encoder()[1], num_layers=1, max_length=32, max_positions=64)
+    names = {"D007022": "Hypotension", "D003000": "Clonidine"}
+    model = E2EMERN(get_default_config(low_crf=True), ["Chemical", "Disease"], encoder, names).eval()
+    sentences = [["clonidine", "caused", "hypotension"], ["no", "effect"]]
+    model.save(tmp_path / "e2e")
+    assert model_kind(tmp_path / "e2e") == "e2emern"
+    loaded = load_model(tmp_path / "e2e")
+    assert isinstance(loaded, E2EMERN) and loaded.config.low_crf and loaded.entity_names == names
+    assert loaded.predict_tags(sentences) == model.predict_tags(sentences)
+
+
 def test_card_rows_and_chart(tmp_path_factory):
     pipeline, _ = quick_model(tmp_path_factory)
     rows = card_scores(pipeline.card)
