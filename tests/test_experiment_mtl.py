@@ -157,3 +157,33 @@ def test_men_ceiling_counts_mentions_whose_concept_was_seen():
     assert train["concept_seen"] == sum(m.concept in seen for m in gold) < len(gold)
     r = train["max_recall"]
     assert train["max_f1"] == pytest.approx(2 * r / (1 + r), abs=1e-4)
+
+
+def test_converged_rows_are_labelled_and_train_until_dev_stops(tmp_path):
+    # the paper's model, another training: Adam until dev stops improving (at full scale)
+    full = experiment.scale_config("mtl-both-feedback-converged", "full")
+    paper = experiment.scale_config("mtl-both-feedback", "full")
+    assert (paper.optimizer, paper.lr, paper.epochs, paper.patience) == ("sgd", 0.001, 20, None)
+    assert {k: getattr(full, k) for k in experiment.CONVERGED_TRAINING} == experiment.CONVERGED_TRAINING
+    assert full.feedback == paper.feedback == "both"
+    quick = experiment.scale_config("mtl-converged", "quick")
+    assert quick.epochs == experiment.scale_config("mtl", "quick").epochs and quick.patience is not None
+    assert experiment.split_variant("mtl-converged") == ("mtl", True)
+    with pytest.raises(ValueError, match="unknown row"):
+        experiment.split_variant("mtl-convergd")
+    assert experiment.output_stem("mtl-converged", 13, "full", 60) == "mtl-converged-seed13"
+    assert experiment.output_stem("mtl-converged", 13, "full", 20) == "mtl-converged-seed13-full-e20"
+    assert experiment.output_stem("mtl", 13, "full", 20) == "mtl-seed13"
+    # a stored converged run: its own summary line, the paper's numbers beside it, and the headline
+    # prefers it to the paper-trained row
+    torch.set_num_threads(1)
+    experiment.reproduce(
+        "sample", results_dir=tmp_path, scale="quick", only=["mtl-both-feedback-converged"], epochs=2
+    )
+    result = json.loads((tmp_path / "mtl" / "sample.json").read_text())
+    (run,) = result["runs"].values()
+    assert run["variant"] == "mtl-both-feedback-converged" and run["row"] == "mtl-both-feedback"
+    assert run["training"] == "converged" and run["config"]["patience"] == 6
+    (line,) = result["summary"]
+    assert line["paper_row"] == "MTL-MEN&MER_feedback + Bi-LSTM-CNNs-CRF (converged)"
+    assert (tmp_path / "mtl" / "sample" / "mtl-both-feedback-converged-seed13-quick-e2.pubtator").exists()

@@ -138,6 +138,7 @@ class MTLConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     epochs: int = 20
+    patience: int | None = None  # stop after this many epochs without a better dev score (None: never)
     batch_size: int = 32
     loss_reduction: str = "sum"
     grad_clip: float | None = 200.0
