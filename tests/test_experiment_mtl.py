@@ -171,7 +171,7 @@ def test_converged_rows_are_labelled_and_train_until_dev_stops(tmp_path):
     assert experiment.split_variant("mtl-converged") == ("mtl", True)
     with pytest.raises(ValueError, match="unknown row"):
         experiment.split_variant("mtl-convergd")
-    assert experiment.output_stem("mtl-converged", 13, "full", 60) == "mtl-converged-seed13"
+    assert experiment.output_stem("mtl-converged", 13, "full", 40) == "mtl-converged-seed13"
     assert experiment.output_stem("mtl-converged", 13, "full", 20) == "mtl-converged-seed13-full-e20"
     assert experiment.output_stem("mtl", 13, "full", 20) == "mtl-seed13"
     # a stored converged run: its own summary line, the paper's numbers beside it, and the headline

@@ -50,11 +50,11 @@ STUDIES = ("word-vectors", "men-convergence")
 (:func:`compare_word_vectors`), ``--only men-convergence`` measures how fast the MEN head learns under
 different optimisers (:func:`men_convergence`). Written to ``results/mtl/studies/<study>-<corpus>.json``."""
 CONVERGED = "-converged"
-CONVERGED_TRAINING = {"optimizer": "adam", "lr": 0.001, "epochs": 60, "patience": 6}
+CONVERGED_TRAINING = {"optimizer": "adam", "lr": 0.001, "epochs": 40, "patience": 6}
 """How the *converged* rows (``<row>-converged``, e.g. ``mtl-both-feedback-converged``) train, at full
 scale: the paper's model and decoder, trained until dev stops improving instead of the paper's 20 epochs of
 momentum SGD at lr 0.001, which stops the MEN head while its dev F1 still rises. Deviations from the paper,
-all chosen on dev: Adam (lr 0.001), at most 60 epochs, stop after 6 epochs without a better dev score (the
+all chosen on dev: Adam (lr 0.001), at most 40 epochs, stop after 6 epochs without a better dev score (the
 mean of MER and MEN dev F1), keep the best epoch. The optimiser and rate are the ``men-convergence`` study's
 (``results/mtl/studies/men-convergence-ncbi-disease.json``). At smaller scales the scale's own training is
 kept (it already uses Adam), with the same patience."""
