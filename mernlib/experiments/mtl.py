@@ -53,11 +53,12 @@ CONVERGED = "-converged"
 CONVERGED_TRAINING = {"optimizer": "adam", "lr": 0.001, "epochs": 40, "patience": 6}
 """How the *converged* rows (``<row>-converged``, e.g. ``mtl-both-feedback-converged``) train, at full
 scale: the paper's model and decoder, trained until dev stops improving instead of the paper's 20 epochs of
-momentum SGD at lr 0.001, which stops the MEN head while its dev F1 still rises. Deviations from the paper,
-all chosen on dev: Adam (lr 0.001), at most 40 epochs, stop after 6 epochs without a better dev score (the
-mean of MER and MEN dev F1), keep the best epoch. The optimiser and rate are the ``men-convergence`` study's
-(``results/mtl/studies/men-convergence-ncbi-disease.json``). At smaller scales the scale's own training is
-kept (it already uses Adam), with the same patience."""
+momentum SGD at lr 0.001, which stops the MEN head while its dev F1 still rises. Deviations from the paper:
+Adam (lr 0.001, the usual rate for Bi-LSTM-CRF taggers, fixed before the ``men-convergence`` study of
+``results/mtl/studies/`` compared optimisers on dev -- read the study before changing it), at most 40
+epochs, and the epoch count chosen on dev: stop after 6 epochs without a better dev score (the mean of MER
+and MEN dev F1), keep the best epoch. At smaller scales the scale's own training is kept (it already uses
+Adam), with the same patience."""
 VARIANTS = tuple(ROWS) + tuple(row + CONVERGED for row in ROWS) + STUDIES
 """The experiment contract's names (:mod:`mernlib.experiments`): a row as the paper trains it, the same row
 trained to convergence, or a study."""
