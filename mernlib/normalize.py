@@ -910,19 +910,15 @@ class Normalizer:
     ) -> list[tuple[str, float]]:
         """The ``k`` best ``(concept_id, score)`` for one mention, best first, for re-rankers.
 
-        What the cascade decides comes first with score 1.0 (an exact or composite answer; a composite
-        answer is one ``A|B`` candidate, split by re-rankers that want IDs); the retriever's ranking of
-        the (abbreviation-expanded) text follows with its cosine scores, without repeats.
+        What the cascade decides comes first (an exact or composite answer; a composite answer is one
+        ``A|B`` candidate, split by re-rankers that want IDs), scored 1.0 or, if higher, the best
+        retrieved score: a re-ranker that adds a weight times its own score to these keeps the
+        cascade's answer at weight 0. (A form shared by two concepts retrieves both at cosine 1.0, the
+        float error can lift either above 1.0, and the cascade's preference between them would be lost.)
+        The retriever's ranking of the (abbreviation-expanded) text follows with its scores, without
+        repeats.
         """
-        self._check_fitted()
-        res = self.resolve_batch([(mention_text, mention_type, document)], k)[0]
-        ranked: dict[str, float] = {}
-        if res.stage in ("training", "name", "composite") and split_concept(res.concept):
-            ranked[res.concept] = 1.0
-        cands = res.candidates or self._retrieve([res.query or mention_text], [mention_type], k)[0]
-        for cid, score in cands:
-            ranked.setdefault(cid, float(score))
-        return list(ranked.items())[:k]
+        return self.candidates_batch([(mention_text, mention_type, document)], k)[0][0]
 
     def candidates_batch(
         self, items: Sequence[tuple[str, str | None, Document | None]], k: int = 10
@@ -938,10 +934,11 @@ class Normalizer:
         extra = dict(zip(todo, retrieved, strict=True))
         out = []
         for n, res in enumerate(resolutions):
+            retrieved = res.candidates or extra[n]
             ranked: dict[str, float] = {}
             if res.stage in ("training", "name", "composite") and split_concept(res.concept):
-                ranked[res.concept] = 1.0
-            for cid, score in res.candidates or extra[n]:
+                ranked[res.concept] = max([1.0, *(float(score) for _, score in retrieved)])
+            for cid, score in retrieved:
                 ranked.setdefault(cid, float(score))
             out.append(list(ranked.items())[:k])
         return out, resolutions

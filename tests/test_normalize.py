@@ -218,6 +218,21 @@ def test_config_is_checked_and_fit_first():
 # -- dense retrieval and encoder tuning (a tiny random BERT: seconds) -------------------------------------
 
 
+def test_the_cascades_answer_stays_first_at_any_retrieval_score(tfidf_normalizer, monkeypatch):
+    # "breast cancer" is an exact name of D001943; let the retriever score another concept higher, as a
+    # form shared by two concepts can (cosine 1.0 plus float error): the cascade's answer keeps the top
+    # score, so a re-ranker at weight 0 (max keeps the first of equals) still returns it
+    monkeypatch.setattr(
+        tfidf_normalizer,
+        "_retrieve",
+        lambda texts, types, k: [[("D009369", 1.0000001), ("D001943", 1.0)] for _ in texts],
+    )
+    (cands,), (res,) = tfidf_normalizer.candidates_batch([("breast cancer", None, None)], k=3)
+    assert res.stage != "retrieval" and cands == [("D001943", 1.0000001), ("D009369", 1.0000001)]
+    assert max(cands, key=lambda c: c[1])[0] == "D001943"
+    assert tfidf_normalizer.candidates("breast cancer", k=3) == cands
+
+
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory, one_torch_thread):
     from transformers import AutoTokenizer
