@@ -268,6 +268,47 @@ def annotate_file(
     }
 
 
+def score_annotation(
+    output_path: str | os.PathLike, gold_path: str | os.PathLike, model_dir: str | os.PathLike, summary: dict
+) -> Path:
+    """Score an annotated PubTator file against ``gold_path`` (the standard protocol:
+    :func:`mernlib.cli.evaluate_files`) and write ``<output>.scores.json`` beside it: the scores, the
+    model card's own test scores for comparison, the annotation summary (documents/s) and the provenance
+    (the annotate command and this commit, the model's seed, scale and encoder, and its card's commit).
+    This is how ``results/annotate/<corpus>/<model>.pubtator`` gets its numbers: the test text goes in,
+    its annotations ignored, and what comes out is scored like any prediction file."""
+    from .cli import evaluate_files
+    from .pipeline import read_card
+    from .report import run_record, write_json
+
+    output_path = Path(output_path)
+    card = read_card(model_dir)
+    scores = evaluate_files(str(gold_path), str(output_path))
+    provenance = card.get("provenance", {})
+    result = {
+        "model": card.get("name"),
+        "model_card_commit": provenance.get("git_commit"),
+        "gold": str(gold_path),
+        "predictions": str(output_path),
+        "protocol": "standard: ner-mention-strict, men-mention and BioCreative-style men-document F1",
+        "scores": {name: round(entry["f1"], 4) for name, entry in scores["protocols"].items()},
+        "card_test_scores": {
+            name: round(entry["f1"], 4)
+            for name, entry in card.get("scores", {}).get("test", {}).get("protocols", {}).items()
+        },
+        "evaluation": scores,
+        "annotation": summary,
+        "provenance": run_record(
+            seed=card.get("seed"),
+            scale=card.get("scale"),
+            encoder=provenance.get("encoder"),
+            started=None,
+            wall_time_s=summary.get("seconds"),
+        ),
+    }
+    return write_json(result, output_path.with_name(output_path.name + ".scores.json"))
+
+
 __all__ = [
     "INPUT_FORMATS",
     "OUTPUT_FORMATS",
@@ -278,6 +319,7 @@ __all__ = [
     "parse_plain_text",
     "quiet_transformers",
     "read_documents",
+    "score_annotation",
     "text_document",
     "write_documents",
 ]

@@ -211,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch threads per process (default: $MERNLIB_THREADS, else torch's with one worker, 1 per worker)",
     )
     p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
+    p.add_argument(
+        "--gold",
+        default=None,
+        help="a PubTator file with the input's true annotations: score the output against it and write "
+        "OUTPUT.scores.json (scores, the model card's, provenance); PubTator output only",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -266,8 +272,10 @@ def _bars_disabled() -> bool:
 def _annotate(args) -> None:
     import os
 
-    from .annotate import annotate_file
+    from .annotate import annotate_file, score_annotation
 
+    if args.gold and args.format != "pubtator":
+        raise ValueError("--gold scores a PubTator output; leave --format at pubtator")
     threads = args.threads or int(os.environ.get("MERNLIB_THREADS", "0") or 0) or None
     summary = annotate_file(
         args.model,
@@ -286,6 +294,14 @@ def _annotate(args) -> None:
         "documents/s): "
         f"{summary['output']} ({summary['output_format']})"
     )
+    if args.gold:
+        written = score_annotation(args.output, args.gold, args.model, summary)
+        scores = json.loads(written.read_text(encoding="utf-8"))["scores"]
+        print(
+            f"scored against {args.gold}: "
+            + ", ".join(f"{k} {v}" for k, v in scores.items())
+            + f": {written}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -309,7 +309,7 @@ class AnnotationPipeline:
         from .normalize import Normalizer
 
         directory = Path(directory)
-        card = _read_card(directory)
+        card = read_card(directory)
         with transformers_bars_off():
             tagger = HSTTagger.load(directory / "tagger", map_location)
             normalizer = Normalizer.load(directory / "normalizer", progress=False)
@@ -331,8 +331,10 @@ def transformers_bars_off():
             logging.enable_progress_bar()
 
 
-def _read_card(directory: Path) -> dict:
-    path = directory / "card.json"
+def read_card(directory: str | os.PathLike) -> dict:
+    """The ``card.json`` of a pipeline folder, checked (not JSON, another format: a
+    :class:`~mernlib.errors.DataFormatError` naming the file)."""
+    path = Path(directory) / "card.json"
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as err:
@@ -554,7 +556,7 @@ def model_kind(path: str | os.PathLike) -> str:
         raise DataFormatError(path, None, "no such model folder or file")
     if path.is_dir():
         if (path / "card.json").is_file():
-            _read_card(path)
+            read_card(path)
             return "pipeline"
         if (path / "config.json").is_file():
             try:
@@ -783,6 +785,7 @@ __all__ = [
     "entity_group",
     "full_config",
     "load_model",
+    "read_card",
     "make_card",
     "mention_rows",
     "model_kind",

@@ -61,6 +61,21 @@ def test_annotate_then_evaluate_against_gold(model, gold, tmp_path):
     assert any("|" in c for c in concepts)  # composite mentions keep all their IDs
 
 
+def test_annotate_with_gold_writes_the_scores_beside_the_output(model, gold, tmp_path):
+    out = tmp_path / "annotate" / "sample" / "quick.pubtator"
+    out.parent.mkdir(parents=True)
+    args = ["annotate", "--model", str(model), "--input", str(gold), "--output", str(out), "--no-progress"]
+    assert main([*args, "--gold", str(gold)]) == 0
+    stored = json.loads(out.with_name("quick.pubtator.scores.json").read_text())
+    card = json.loads((model / "card.json").read_text())
+    # the text alone went in; what came out scores as the card says the model does on test
+    assert stored["scores"] == stored["card_test_scores"] and set(stored["scores"]) >= {"men-document"}
+    assert stored["model"] == card["name"] and stored["model_card_commit"] == card["provenance"]["git_commit"]
+    assert stored["provenance"]["command"] and stored["provenance"]["seed"] == card["seed"]
+    assert stored["annotation"]["documents"] == 20
+    assert main([*args, "--gold", str(gold), "--format", "bioc"]) == 2  # scores a PubTator output only
+
+
 def test_bioc_and_plain_text_give_the_same_annotations(model, gold, tmp_path):
     documents = read_pubtator(gold)
     assert main(["annotate", "--model", str(model), "--input", str(gold), "--output", str(tmp_path / "a.pubtator"),
