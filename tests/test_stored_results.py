@@ -41,6 +41,20 @@ def test_e2emern_outputs_rescore(real_corpora, corpus, run):
     assert evaluate_documents(gold, pred)["protocols"] == run["standard_protocol"]["test"]["protocols"]
 
 
+ANNOTATIONS = sorted((RESULTS / "annotate").glob("*/*.pubtator.scores.json"))
+
+
+@pytest.mark.parametrize("scores", ANNOTATIONS, ids=lambda p: f"{p.parent.name}:{p.name}")
+def test_annotate_outputs_rescore(real_corpora, scores):
+    """``results/annotate/<corpus>/<model>.pubtator``: the pipeline's output from the test text alone."""
+    import json
+
+    stored = json.loads(scores.read_text())
+    gold = read_pubtator(corpus_files(scores.parent.name, real_corpora, ("test",))["test"])
+    pred = read_pubtator(REPO_ROOT / stored["predictions"])
+    assert evaluate_documents(gold, pred)["protocols"] == stored["evaluation"]["protocols"]
+
+
 def test_there_are_stored_runs():
-    assert list(_runs("mtl")) and list(_runs("e2emern", e2emern.stored_runs))
+    assert list(_runs("mtl")) and list(_runs("e2emern", e2emern.stored_runs)) and ANNOTATIONS
     assert mtl.VARIANTS
