@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .corpus import Document
+from .corpus import Document, text_document
 from .errors import DataFormatError
 from .files import BOM, read_text
 
@@ -53,13 +53,6 @@ def detect_format(text: str) -> str:
         return "bioc-xml"
     first = head.split("\n", 1)[0].rstrip("\r")
     return "pubtator" if _PUBTATOR_HEADER.match(first) else "text"
-
-
-def text_document(text: str, pmid: str = "1", source: str = "", index: int = 0) -> Document:
-    """One document from a block of plain text: the first non-blank line is the title, the other lines
-    the abstract, stripped and joined by single spaces."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return Document(pmid, lines[0] if lines else "", " ".join(lines[1:]), source=source, index=index)
 
 
 def parse_plain_text(text: str, source: str = "<string>") -> list[Document]:
@@ -272,18 +265,19 @@ def score_annotation(
     output_path: str | os.PathLike, gold_path: str | os.PathLike, model_dir: str | os.PathLike, summary: dict
 ) -> Path:
     """Score an annotated PubTator file against ``gold_path`` (the standard protocol:
-    :func:`mernlib.cli.evaluate_files`) and write ``<output>.scores.json`` beside it: the scores, the
+    :func:`mernlib.metrics.evaluate_documents`, as ``python -m mernlib evaluate``) and write ``<output>.scores.json`` beside it: the scores, the
     model card's own test scores for comparison, the annotation summary (documents/s) and the provenance
     (the annotate command and this commit, the model's seed, scale and encoder, and its card's commit).
     This is how ``results/annotate/<corpus>/<model>.pubtator`` gets its numbers: the test text goes in,
     its annotations ignored, and what comes out is scored like any prediction file."""
-    from .cli import evaluate_files
+    from .metrics import evaluate_documents
     from .pipeline import read_card
+    from .pubtator import read_pubtator
     from .report import run_record, write_json
 
     output_path = Path(output_path)
     card = read_card(model_dir)
-    scores = evaluate_files(str(gold_path), str(output_path))
+    scores = evaluate_documents(read_pubtator(gold_path), read_pubtator(output_path))
     provenance = card.get("provenance", {})
     result = {
         "model": card.get("name"),

@@ -150,3 +150,10 @@ def corpus_stats(documents: list[Document]) -> dict:
         "mentions_per_type": dict(sorted(per_type.items())),
         "concepts": len(concepts),
     }
+
+
+def text_document(text: str, pmid: str = "1", source: str = "", index: int = 0) -> Document:
+    """One document from a block of plain text: the first non-blank line is the title, the other lines
+    the abstract, stripped and joined by single spaces."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return Document(pmid, lines[0] if lines else "", " ".join(lines[1:]), source=source, index=index)

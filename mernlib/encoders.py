@@ -47,7 +47,7 @@ def default_encoder_path() -> Path:
     return path
 
 
-def _resolve(name_or_path: str | os.PathLike | None) -> tuple[str, bool]:
+def resolve_encoder(name_or_path: str | os.PathLike | None) -> tuple[str, bool]:
     """(what to pass to ``from_pretrained``, whether it is a local folder)."""
     if name_or_path is None:
         return str(default_encoder_path()), True
@@ -65,7 +65,7 @@ def encoder_name(name_or_path: str | os.PathLike | None = None) -> str:
     """
     if name_or_path is None:
         return "all-MiniLM-L6-v2 (default)"
-    resolved, local = _resolve(name_or_path)
+    resolved, local = resolve_encoder(name_or_path)
     if not local:
         return resolved
     path = Path(resolved)
@@ -87,7 +87,7 @@ def load_encoder(name_or_path: str | os.PathLike | None = None, **model_kwargs):
     """
     from transformers import AutoModel, AutoTokenizer
 
-    resolved, local = _resolve(name_or_path)
+    resolved, local = resolve_encoder(name_or_path)
     kwargs = {"local_files_only": True} if local else {}
     tokenizer = AutoTokenizer.from_pretrained(resolved, **kwargs)
     if not getattr(tokenizer, "is_fast", False):

@@ -372,9 +372,9 @@ def _encoder_fingerprint(encoder) -> dict:
     """What identifies an encoder in a cache key: a hub name as is; a local folder by the SHA-256 of its
     files' contents (not its path: the same weights elsewhere are the same encoder, and weights retrained
     in place are not; hashing MiniLM's 90 MB takes well under a second)."""
-    from .encoders import _resolve
+    from .encoders import resolve_encoder
 
-    resolved, local = _resolve(encoder)
+    resolved, local = resolve_encoder(encoder)
     if not local:
         return {"encoder": resolved}
     digest = hashlib.sha256()

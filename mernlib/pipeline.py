@@ -266,8 +266,8 @@ class AnnotationPipeline:
 
     def annotate_text(self, text: str, pmid: str = "text") -> Document:
         """``text`` as one document (first non-blank line the title, the other lines the abstract, joined
-        by single spaces: :func:`mernlib.annotate.text_document`), annotated."""
-        from .annotate import text_document
+        by single spaces: :func:`mernlib.corpus.text_document`), annotated."""
+        from .corpus import text_document
 
         return self.annotate([text_document(text, pmid)])[0]
 
