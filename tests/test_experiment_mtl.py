@@ -187,3 +187,25 @@ def test_converged_rows_are_labelled_and_train_until_dev_stops(tmp_path):
     (line,) = result["summary"]
     assert line["paper_row"] == "MTL-MEN&MER_feedback + Bi-LSTM-CNNs-CRF (converged)"
     assert (tmp_path / "mtl" / "sample" / "mtl-both-feedback-converged-seed13-quick-e2.pubtator").exists()
+
+
+def test_headline_is_the_version_dev_prefers(run):
+    from mernlib.results import run_key
+
+    _, result = run
+    base = next(r for r in result["runs"].values() if r["variant"] == "mtl-both-feedback")
+
+    def stored(paper_dev, converged_dev):
+        runs = [
+            base | {"scale": "full", "dev_best": {"mer+men": paper_dev}},
+            base
+            | {
+                "variant": "mtl-both-feedback-converged",
+                "scale": "full",
+                "dev_best": {"mer+men": converged_dev},
+            },
+        ]
+        return {"corpus": "sample", "runs": {run_key(r): r for r in runs}}
+
+    assert "(converged)" not in experiment.headline(stored(0.73, 0.70))["model"]
+    assert "(converged)" in experiment.headline(stored(0.70, 0.73))["model"]
