@@ -54,8 +54,8 @@ CONVERGED_TRAINING = {"optimizer": "adam", "lr": 0.001, "epochs": 40, "patience"
 """How the *converged* rows (``<row>-converged``, e.g. ``mtl-both-feedback-converged``) train, at full
 scale: the paper's model and decoder, trained until dev stops improving instead of the paper's 20 epochs of
 momentum SGD at lr 0.001, which stops the MEN head while its dev F1 still rises. Deviations from the paper:
-Adam (lr 0.001, the usual rate for Bi-LSTM-CRF taggers, fixed before the ``men-convergence`` study of
-``results/mtl/studies/`` compared optimisers on dev -- read the study before changing it), at most 40
+Adam (lr 0.001, the usual rate for Bi-LSTM-CRF taggers, fixed before any dev comparison of optimisers;
+``--only men-convergence`` makes that comparison for the MEN tagger, not run at full scale yet), at most 40
 epochs, and the epoch count chosen on dev: stop after 6 epochs without a better dev score (the mean of MER
 and MEN dev F1), keep the best epoch. At smaller scales the scale's own training is kept (it already uses
 Adam), with the same patience.
