@@ -76,9 +76,11 @@ def parse_pubtator(
 
 
 def parse_pubtator_with_notes(
-    text: str, source: str = "<string>", *, collapse_ncbi_classes: bool = True
+    text: str, source: str = "<string>", *, collapse_ncbi_classes: bool = True, annotations: bool = True
 ) -> tuple[list[Document], list[str]]:
-    """Parse PubTator ``text`` into ``(documents, notes)``; see the module docstring for the rules."""
+    """Parse PubTator ``text`` into ``(documents, notes)``; see the module docstring for the rules.
+    ``annotations=False``: the file's structure is checked, but annotation and relation lines are passed
+    over unread (:func:`parse_pubtator_texts`)."""
     text = text.removeprefix(BOM)
     documents: list[Document] = []
     notes: list[str] = []
@@ -124,15 +126,19 @@ def parse_pubtator_with_notes(
 
         cols = line.split("\t")
         pmid = cols[0].strip()
-        _check_pmid(pmid, line_no, fail)
+        if annotations:
+            _check_pmid(pmid, line_no, fail)
+        shown = pmid if annotations else repr(pmid)  # an unchecked first column is quoted, blanks and all
         if current is None:
             raise fail(
-                line_no, f"annotation line for PMID {pmid} outside any document (no title line before it)"
+                line_no, f"annotation line for PMID {shown} outside any document (no title line before it)"
             )
         if not has_abstract:
             raise fail(line_no, f"annotation line before the |a| (abstract) line of document {current.pmid}")
         if pmid != current.pmid:
-            raise fail(line_no, f"annotation line for PMID {pmid} inside document {current.pmid}")
+            raise fail(line_no, f"annotation line for PMID {shown} inside document {current.pmid}")
+        if not annotations:  # the text alone is wanted: the line's content is not read
+            continue
         # a word in the second column marks a relation; with 6+ columns it is a mention with a bad offset
         if len(cols) in (2, 3, 4, 5) and _RELATION_TYPE.fullmatch(cols[1]):
             if cols[1] not in RELATION_TYPES:
@@ -167,57 +173,7 @@ def parse_pubtator_texts(text: str, source: str = "<string>") -> list[Document]:
     starts a document, its abstract line follows, any other line belongs to the document above it (its
     first column is that document's PMID), a blank line ends it. A break of that structure raises
     :class:`~mernlib.errors.DataFormatError` naming the line."""
-    text = text.removeprefix(BOM)
-    documents: list[Document] = []
-    current: Document | None = None
-    has_abstract = False
-    title_line = 0
-
-    def fail(line_no: int, message: str):
-        return DataFormatError(source, line_no, message)
-
-    def finish() -> None:
-        if current is not None and not has_abstract:
-            raise fail(title_line, f"document {current.pmid} has a title line but no |a| (abstract) line")
-
-    for line_no, raw in enumerate(text.split("\n"), start=1):
-        line = raw.rstrip("\r")
-        if not line.strip():
-            finish()
-            current, has_abstract = None, False
-            continue
-        header = _header(line)
-        if header is not None:
-            pmid, kind, body = header
-            if not pmid:
-                raise fail(line_no, "empty PMID")
-            _check_pmid(pmid, line_no, fail)
-            if kind == "t":
-                finish()
-                current = Document(pmid=pmid, title=body, abstract="", source=source, index=len(documents))
-                documents.append(current)
-                has_abstract, title_line = False, line_no
-            elif current is None:
-                raise fail(line_no, f"abstract line for PMID {pmid} before its title line")
-            elif pmid != current.pmid:
-                raise fail(line_no, f"abstract line for PMID {pmid} inside document {current.pmid}")
-            elif has_abstract:
-                raise fail(line_no, f"second abstract line for document {pmid}")
-            else:
-                current.abstract, has_abstract = body, True
-            continue
-        pmid = line.split("\t", 1)[0].strip()
-        if current is None:
-            raise fail(
-                line_no,
-                f"line for PMID {pmid!r} outside any document (neither a title line PMID|t|... nor after one)",
-            )
-        if not has_abstract:
-            raise fail(line_no, f"annotation line before the |a| (abstract) line of document {current.pmid}")
-        if pmid != current.pmid:
-            raise fail(line_no, f"annotation line for PMID {pmid!r} inside document {current.pmid}")
-    finish()
-    return documents
+    return parse_pubtator_with_notes(text, source, annotations=False)[0]
 
 
 def _parse_mention(cols, doc: Document, line_no: int, fail, notes: list[str], collapse: bool) -> Mention:
