@@ -8,7 +8,8 @@ file, a damaged line, a prediction whose text is not the gold text (the line of 
 (:class:`~mernlib.errors.DataNotFoundError`) also exit 2; their message says where to put the file.
 
 ``train pipeline`` trains a tagger + normalizer on a corpus and saves the folder with its card
-(:mod:`mernlib.pipeline`); ``annotate`` applies a saved pipeline to PubTator, BioC JSON or plain text
+(:mod:`mernlib.pipeline`); ``train best`` the same with the kit's own system
+(:func:`mernlib.pipeline.best_config`); ``annotate`` applies a saved pipeline to PubTator, BioC JSON or plain text
 (:mod:`mernlib.annotate`), with the same promise for bad input: exit 2 and one line ``path:line: message``.
 """
 
@@ -172,7 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train an annotation pipeline (tagger + normalizer) on a corpus, score it on dev and "
         "test (the card says how), and save the folder that `annotate` uses.",
     )
-    p.add_argument("model", choices=["pipeline"], help="what to train")
+    p.add_argument(
+        "model",
+        choices=["pipeline", "best"],
+        help="pipeline: the corpus's tagger + the normalizer; best: the kit's own system (the tagger also "
+        "learns from every other dataset of the corpus's entity types, then is fine-tuned on it; "
+        "mernlib.pipeline.best_config says what is in it and why)",
+    )
     p.add_argument("--corpus", default="sample", help="sample, ncbi-disease or bc5cdr (default: sample)")
     p.add_argument("--data-dir", default=None, help="folder holding the corpora (default: $MERNLIB_DATA)")
     p.add_argument(
@@ -180,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--epochs", type=int, help="override the scale's number of training epochs")
-    p.add_argument("--model-dir", help="where the folder goes (default: runs/models/pipeline-<corpus>-...)")
+    p.add_argument("--model-dir", help="where the folder goes (default: runs/models/<model>-<corpus>-...)")
     p.add_argument(
         "--results-dir",
         default=None,
@@ -236,8 +243,8 @@ def _train(args) -> None:
         import torch
 
         torch.set_num_threads(threads)
-    config = config_for(args.scale, args.seed, args.epochs)
-    name = f"pipeline-{args.corpus}-{args.scale}" + (f"-seed{args.seed}" if args.seed != 13 else "")
+    config = config_for(args.scale, args.seed, args.epochs, system=args.model)
+    name = f"{args.model}-{args.corpus}-{args.scale}" + (f"-seed{args.seed}" if args.seed != 13 else "")
     name += f"-e{args.epochs}" if args.epochs else ""
     model_dir = Path(args.model_dir) if args.model_dir else Path("runs") / "models" / name
     committed = args.scale == "full" and args.epochs is None

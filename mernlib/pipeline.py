@@ -87,6 +87,12 @@ class PipelineConfig:
     normalizer: object = None
     tiny_encoder: int | None = None
     scale: str = "full"
+    name: str = "pipeline"  # the system's name on the card and in file names ("pipeline" | "best")
+    # IOB datasets trained alongside the corpus (hierarchical sharing without the type level, then a
+    # fine-tuning stage on the corpus, kept only if dev says it helps): names, or "same-type" for every
+    # dataset of the corpus's entity types but the corpus's own (:func:`auxiliary_names`)
+    auxiliary: str | tuple[str, ...] = ()
+    auxiliary_cap: int | None = None  # training sentences per auxiliary dataset (a seeded subset)
 
     def __post_init__(self):
         from .models.hst import get_default_config
@@ -97,7 +103,9 @@ class PipelineConfig:
         if self.normalizer is None:
             self.normalizer = NormalizerConfig()
         if self.tagger.use_type_level:
-            raise ValueError("the pipeline's tagger has one dataset: use_type_level must be False")
+            raise ValueError("the pipeline's tagger has no type level: use_type_level must be False")
+        if isinstance(self.auxiliary, list):
+            self.auxiliary = tuple(self.auxiliary)
 
     @property
     def seed(self) -> int:
@@ -130,17 +138,69 @@ def quick_config(seed: int = 13, epochs: int | None = None, **tagger_overrides) 
     return PipelineConfig(tagger, normalizer, tiny_encoder=64, scale="quick")
 
 
+BEST_EPOCHS = 5
+"""Multi-task epochs of ``train best`` (the best on the corpus's dev is kept). Why more than the pipeline's
+3: the pipeline's dev F1 was still rising at its last epoch (0.701, 0.796, 0.806 on NCBI,
+``results/models/pipeline-ncbi-disease-full.json``)."""
+
+BEST_AUXILIARY_CAP = 5000
+"""Training sentences per auxiliary dataset in ``train best``. NCBI's one auxiliary set (BC5CDR-disease,
+4,560 training sentences) is used whole; for BC5CDR (NCBI-disease 5,424, BioNLP11ID-chem 2,496,
+BioNLP13CG-chem 3,033, BioNLP13PC-chem 2,499, CRAFT-chem 10,875 capped to 5,000; BC4CHEMD is not in the
+corpora) an epoch is about 23k sentences, about 4x NCBI's."""
+
+
+def best_config(seed: int = 13, epochs: int | None = None, **tagger_overrides) -> PipelineConfig:
+    """``train best``: the kit's own system, from what the three papers and dev say.
+
+    * The tagger is fine-tuned MiniLM + CRF (E2EMERN's and HST's encoder; notebook 05 found the CRF on
+      the encoder helps) trained on the corpus **and every other dataset of its entity types**
+      (``auxiliary="same-type"``): notebook 06's multi-task sharing *without* the type level, which had
+      the best mean dev/test F1 of the four HST variants (``results/hst/findings.md``). Then one
+      fine-tuning epoch on the corpus alone (HST's second stage), kept only if the corpus's dev F1 rises.
+    * :data:`BEST_EPOCHS` multi-task epochs, the best on the corpus's dev kept (not the mean over all
+      datasets: the system is for this corpus).
+    * The shared normalizer at its defaults (abbreviations, training mentions, MeSH + OMIM names,
+      composite splitting, dense retrieval with the contrastively tuned encoder): notebook 04 shows on dev
+      what each stage adds.
+
+    Not in it, and why: the Bi-LSTM tagger ensemble (the MTL model's MER is below the encoder's on NCBI:
+    0.79 vs 0.80) and continued MLM pretraining (not measured yet: it would cost hours of CPU before the
+    first dev number)."""
+    values = {"fine_tune_epochs": 1} | tagger_overrides
+    config = full_config(seed, epochs or BEST_EPOCHS, **values)
+    config.name = "best"
+    config.auxiliary = "same-type"
+    config.auxiliary_cap = BEST_AUXILIARY_CAP
+    return config
+
+
+def quick_best_config(seed: int = 13, epochs: int | None = None, **tagger_overrides) -> PipelineConfig:
+    """:func:`best_config`'s shape at :func:`quick_config`'s size (the sample's IOB sets as auxiliaries)."""
+    config = quick_config(seed, epochs, **({"fine_tune_epochs": 1} | tagger_overrides))
+    config.name = "best"
+    config.auxiliary = "same-type"
+    return config
+
+
 SCALES = {"quick": quick_config, "full": full_config}
 """Scale name -> configuration factory ``(seed, epochs) -> PipelineConfig``."""
 
+SYSTEMS = {"pipeline": SCALES, "best": {"quick": quick_best_config, "full": best_config}}
+"""What ``python -m mernlib train`` builds -> its scales."""
 
-def config_for(scale: str, seed: int = 13, epochs: int | None = None) -> PipelineConfig:
-    """The configuration of ``scale`` (``"quick"`` or ``"full"``)."""
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {'|'.join(SCALES)}, not {scale!r}")
+
+def config_for(
+    scale: str, seed: int = 13, epochs: int | None = None, system: str = "pipeline"
+) -> PipelineConfig:
+    """The configuration of ``system`` (``"pipeline"`` or ``"best"``) at ``scale`` (``"quick"``, ``"full"``)."""
+    if system not in SYSTEMS:
+        raise ValueError(f"system must be one of {'|'.join(SYSTEMS)}, not {system!r}")
+    if scale not in SYSTEMS[system]:
+        raise ValueError(f"scale must be one of {'|'.join(SYSTEMS[system])}, not {scale!r}")
     if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f"epochs must be a positive whole number, not {epochs!r}")
-    return SCALES[scale](seed, epochs)
+    return SYSTEMS[system][scale](seed, epochs)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -188,6 +248,65 @@ def tagging_dataset(name: str, splits: Mapping[str, list[Document]]):
         tagged_sentences(splits["test"]),
         sizes={s: len(v) for s, v in splits.items()},
     )
+
+
+OWN_IOB_DATASETS = {"ncbi-disease": ("NCBI-disease",), "bc5cdr": ("BC5CDR-disease", "BC5CDR-chem")}
+"""The IOB datasets made from a PubTator corpus: never auxiliary data for it (their dev and test splits
+are the corpus's own). NCBI-disease and BC5CDR share no PMID (checked on the files in
+``../shared/corpora``), so each may help the other."""
+
+
+def corpus_groups(dataset) -> list[str]:
+    """The entity-type groups (:func:`mernlib.datasets.normalize_entity_type`) of a tagging dataset's
+    mention types; types no group knows are left out."""
+    from .datasets import normalize_entity_type
+
+    groups = []
+    for tag in dataset.tags:
+        if tag == "O":
+            continue
+        try:
+            group = normalize_entity_type(tag[2:])
+        except KeyError:
+            continue
+        if group not in groups:
+            groups.append(group)
+    return groups
+
+
+def auxiliary_names(corpus: str, groups: Sequence[str]) -> list[str]:
+    """``auxiliary="same-type"``: the IOB datasets of ``groups`` (the sample's own for ``"sample"``, the
+    registry's otherwise) less the corpus's own (:data:`OWN_IOB_DATASETS`)."""
+    from . import registry
+    from .datasets import normalize_entity_type
+    from .sample import IOB_DATASETS
+
+    if corpus == "sample":
+        found = [
+            n for n, spec in IOB_DATASETS.items() if normalize_entity_type(spec["entity_type"]) in groups
+        ]
+    else:
+        found = [n for g in groups for n in registry.ENTITY_TYPE_GROUPS.get(g, ())]
+    own = OWN_IOB_DATASETS.get(corpus, ())
+    return [n for n in found if n not in own]
+
+
+def load_auxiliary(corpus: str, dataset, config: PipelineConfig, data_dir=None):
+    """``(datasets, skipped)``: the auxiliary IOB datasets of ``config`` (training split only, capped at
+    ``config.auxiliary_cap`` sentences; their dev and test are not used) and those whose files are missing
+    (with the reason: reported on the card, never dropped silently)."""
+    from .datasets import load_iob_datasets
+
+    names = config.auxiliary
+    if names == "same-type":
+        names = auxiliary_names(corpus, corpus_groups(dataset))
+    elif isinstance(names, str):
+        raise ValueError(f'auxiliary must be "same-type" or a list of dataset names, not {names!r}')
+    if not names:
+        return [], []
+    caps = {"train": config.auxiliary_cap, "devel": 0, "test": 0}
+    selection = load_iob_datasets(list(names), data_dir=data_dir, caps=caps, seed=config.seed)
+    return list(selection.datasets.values()), selection.skipped
 
 
 # --------------------------------------------------------------------------------------------------
@@ -361,12 +480,15 @@ def _replaceable(directory: Path) -> bool:
 # --------------------------------------------------------------------------------------------------
 
 
-def train_tagger(dataset, config: PipelineConfig, encoder=None):
-    """``(tagger, fit)``: a single-dataset :class:`~mernlib.models.hst.HSTTagger` trained on ``dataset``'s
-    train split with :func:`mernlib.experiments.hst.train_multitask` (the best epoch on its devel split).
-    ``encoder``: a ready :class:`~mernlib.encoders.WordEncoder` (default: ``config.tiny_encoder``'s tiny
-    random BERT, else the one ``config.tagger.encoder`` names)."""
-    from .experiments.hst import quick_encoder, train_multitask
+def train_tagger(dataset, config: PipelineConfig, encoder=None, auxiliary=()):
+    """``(tagger, fit, fine_tuning)``: an :class:`~mernlib.models.hst.HSTTagger` trained on ``dataset``'s
+    train split -- with ``auxiliary`` IOB datasets, one head each, interleaved -- by
+    :func:`mernlib.experiments.hst.train_multitask` (the best epoch on ``dataset``'s devel split). With
+    auxiliaries, HST's fine-tuning stage follows on ``dataset`` alone (``config.tagger.fine_tune_epochs``),
+    and the fine-tuned copy is kept only if its devel F1 is higher; ``fine_tuning`` says what happened
+    (``None`` without auxiliaries). ``encoder``: a ready :class:`~mernlib.encoders.WordEncoder` (default:
+    ``config.tiny_encoder``'s tiny random BERT, else the one ``config.tagger.encoder`` names)."""
+    from .experiments.hst import evaluate, fine_tune, quick_encoder, train_multitask
     from .models.hst import HSTTagger
 
     if encoder is None and config.tiny_encoder:
@@ -377,13 +499,27 @@ def train_tagger(dataset, config: PipelineConfig, encoder=None):
         # the tiny BERT reads MiniLM's vocabulary: its tokenizer is all it needs (not MiniLM's 90 MB)
         tokenizer = AutoTokenizer.from_pretrained(str(default_encoder_path()), local_files_only=True)
         encoder = quick_encoder(config.seed, config.tiny_encoder, tokenizer)()
+    datasets = [dataset, *auxiliary]
     if config.tagger.progress:
-        tagger = HSTTagger(config.tagger, [dataset], encoder)
+        tagger = HSTTagger(config.tagger, datasets, encoder)
     else:
         with transformers_bars_off():
-            tagger = HSTTagger(config.tagger, [dataset], encoder)
-    fit = train_multitask(tagger, [dataset], tagger.config)
-    return tagger, fit
+            tagger = HSTTagger(config.tagger, datasets, encoder)
+    fit = train_multitask(tagger, datasets, tagger.config, select_on=[dataset])
+    if not auxiliary or config.tagger.fine_tune_epochs < 1:
+        return tagger, fit, None
+    before = evaluate(tagger, dataset, "devel").f1
+    tuned = fine_tune(tagger, dataset, tagger.config)
+    after = evaluate(tuned, dataset, "devel").f1
+    tuned_fit = tuned.history[-1]["result"]
+    fine_tuning = {
+        "epochs": config.tagger.fine_tune_epochs,
+        "dev_tag_f1_before": round(before, 4),
+        "dev_tag_f1_after": round(after, 4),
+        "kept": after > before,
+        "seconds": round(sum(h["seconds"] for h in tuned_fit.history), 1),
+    }
+    return (tuned if after > before else tagger), fit, fine_tuning
 
 
 def train_pipeline(
@@ -428,10 +564,15 @@ def train_pipeline(
         raise ValueError(f"the corpus needs train, dev and test splits; missing {missing}")
     base = entity_base if entity_base is not None else load_corpus_entity_base(corpus, data_dir)
     dataset = tagging_dataset(corpus, splits)
+    auxiliary, skipped = load_auxiliary(corpus, dataset, config, data_dir)
+    for gone in skipped:
+        log(f"auxiliary dataset {gone['dataset']} not found, trained without it: {gone['reason']}")
 
     log(f"tagger: {len(dataset.train)} training sentences, tags {dataset.tags}")
+    for aux in auxiliary:
+        log(f"  + {aux.name}: {len(aux.train)} training sentences, tags {aux.tags}")
     t0 = time.time()
-    tagger, fit = train_tagger(dataset, config, encoder)
+    tagger, fit, fine_tuning = train_tagger(dataset, config, encoder, auxiliary)
     tagger_seconds = time.time() - t0
 
     log("normalizer fitted on train; scoring dev")
@@ -454,6 +595,7 @@ def train_pipeline(
         config=config,
         fit=fit,
         normalizer=normalizer,
+        auxiliary={"datasets": auxiliary, "skipped": skipped, "fine_tuning": fine_tuning},
         scores={"dev": dev_scores, "test": test_scores},
         seconds={"tagger": tagger_seconds, "normalizer_and_scoring": normalizer_seconds},
         provenance=provenance,
@@ -473,12 +615,16 @@ def tagger_encoder_name(config: PipelineConfig) -> str:
     return encoder_name(config.tagger.encoder)
 
 
-def make_card(*, corpus, splits, dataset, config, fit, normalizer, scores, seconds, provenance) -> dict:
+def make_card(
+    *, corpus, splits, dataset, config, fit, normalizer, scores, seconds, provenance, auxiliary=None
+) -> dict:
     """The model card: what a pipeline folder says about itself (``card.json``).
 
     Fields: ``format``; ``name``; ``scale`` and, for a quick pipeline, ``note`` (:data:`QUICK_NOTE`);
     ``seed``; ``corpus`` (name, documents per split, mention types with their counts in train); ``tagger``
-    (model, encoder, tag set, epochs, best epoch and its dev tag F1, per-epoch history, seconds);
+    (model, encoder, tag set, epochs, best epoch and its dev tag F1, per-epoch history, seconds; with
+    auxiliary datasets their training sizes, those missing, and the fine-tuning stage's dev F1 before and
+    after);
     ``normalizer`` (:meth:`~mernlib.normalize.Normalizer.describe` and what it was fitted on);
     ``protocol`` (:data:`PROTOCOL`); ``scores`` (``dev`` and ``test``: the JSON of
     :func:`mernlib.metrics.evaluate_documents`, per type included); ``seconds``; ``provenance``
@@ -487,9 +633,10 @@ def make_card(*, corpus, splits, dataset, config, fit, normalizer, scores, secon
     """
     types = Counter(m.type for d in splits["train"] for m in d.mentions)
     described = normalizer.describe()
+    aux = auxiliary or {}
     card = {
         "format": FORMAT,
-        "name": f"pipeline-{corpus}-{config.scale}-seed{config.seed}",
+        "name": f"{config.name}-{corpus}-{config.scale}-seed{config.seed}",
         "scale": config.scale,
         "seed": config.seed,
         "corpus": {
@@ -499,7 +646,8 @@ def make_card(*, corpus, splits, dataset, config, fit, normalizer, scores, secon
             "types": dict(types.most_common()),
         },
         "tagger": {
-            "model": "HSTTagger with one dataset and no type level: encoder + CRF over the corpus's BIO tags",
+            "model": "HSTTagger with no type level: encoder + CRF over the corpus's BIO tags"
+            + (", trained alongside auxiliary datasets (one CRF head each), then fine-tuned" if aux else ""),
             "encoder": tagger_encoder_name(config),
             "dataset": dataset.name,
             "entity_group": dataset.entity_type,
@@ -534,8 +682,21 @@ def make_card(*, corpus, splits, dataset, config, fit, normalizer, scores, secon
             "tagger": asdict(config.tagger),
             "normalizer": asdict(config.normalizer),
             "tiny_encoder": config.tiny_encoder,
+            "auxiliary": list(config.auxiliary)
+            if not isinstance(config.auxiliary, str)
+            else config.auxiliary,
+            "auxiliary_cap": config.auxiliary_cap,
         },
     }
+    if aux.get("datasets") or aux.get("skipped"):
+        card["tagger"]["auxiliary"] = {
+            "datasets": {
+                d.name: {"group": d.entity_type, "train_sentences": len(d.train)} for d in aux["datasets"]
+            },
+            "cap": config.auxiliary_cap,
+            "missing": [s["dataset"] for s in aux.get("skipped", [])],
+            "fine_tuning": aux.get("fine_tuning"),
+        }
     if config.scale == "quick":
         card["note"] = QUICK_NOTE
     return card

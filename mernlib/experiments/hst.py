@@ -308,21 +308,23 @@ def mean_dev_f1(model, datasets, split: str = "devel") -> float:
     return sum(scores) / len(scores)
 
 
-def train_multitask(model, datasets, config=None, **overrides):
+def train_multitask(model, datasets, config=None, select_on=None, **overrides):
     """Multi-task stage: one :func:`mernlib.train.fit` task per dataset (returns its ``FitResult``).
 
     Each step draws a dataset with :func:`mernlib.train.task_sampler` (``config.task_sampler``:
     ``"proportional"`` to its batches left, so datasets interleave evenly over the epoch; ``"uniform"``
     exhausts the small ones early) and takes its next batch; the loss is the dataset head's CRF loss
     (+ the type-level loss with the type level). With ``select_on_dev`` the epoch with the best mean dev
-    F1 is kept. With a single dataset this is ordinary single-task training."""
+    F1 over ``select_on`` (default: every dataset) is kept -- a system built for one target corpus selects
+    on that corpus's dev alone. With a single dataset this is ordinary single-task training."""
     from ..train import fit, task_sampler
 
     c = dataclasses.replace(config or model.config, **overrides)
     datasets = _as_list(datasets)
     for d in datasets:
         model._name(d)
-    dev = (lambda m: mean_dev_f1(m, datasets)) if c.select_on_dev else None
+    judged = datasets if select_on is None else _as_list(select_on)
+    dev = (lambda m: mean_dev_f1(m, judged)) if c.select_on_dev else None
     result = fit(
         model,
         _train_data(model, datasets, c.batch_size),

@@ -1,0 +1,64 @@
+"""``train best``: which auxiliary datasets the kit's own system learns from, and a quick best system on the
+sample -- trained with its auxiliaries, the fine-tuning stage kept only when dev says so, saved and loaded
+back to the same annotations."""
+
+import pytest
+
+from mernlib.pipeline import (
+    OWN_IOB_DATASETS,
+    auxiliary_names,
+    best_config,
+    config_for,
+    load_model,
+    quick_best_config,
+    train_pipeline,
+)
+
+
+def test_same_type_auxiliaries_never_include_the_corpus_itself():
+    assert auxiliary_names("ncbi-disease", ["disease"]) == ["BC5CDR-disease"]
+    for_bc5cdr = auxiliary_names("bc5cdr", ["chemical", "disease"])
+    assert "NCBI-disease" in for_bc5cdr and "CRAFT-chem" in for_bc5cdr
+    assert not set(for_bc5cdr) & set(OWN_IOB_DATASETS["bc5cdr"])
+    assert auxiliary_names("sample", ["disease"]) == ["sample-disease-a", "sample-disease-b"]
+    assert auxiliary_names("sample", ["species"]) == ["sample-species"]
+
+
+def test_best_config_is_the_pipeline_plus_sharing():
+    config = best_config(7)
+    assert (config.name, config.auxiliary, config.seed) == ("best", "same-type", 7)
+    assert not config.tagger.use_type_level and config.tagger.fine_tune_epochs == 1
+    assert config_for("full", 7, 2, system="best").tagger.epochs == 2
+    assert config_for("full", 7).name == "pipeline" and config_for("full", 7).auxiliary == ()
+    with pytest.raises(ValueError, match="system must be one of"):
+        config_for("full", 7, system="bestest")
+
+
+def test_quick_best_trains_with_its_auxiliaries_and_round_trips(tmp_path, sample_documents):
+    import torch
+
+    torch.set_num_threads(1)
+    config = quick_best_config(13, epochs=1)
+    folder = tmp_path / "best"
+    best = train_pipeline("sample", config=config, model_dir=folder, progress=False)
+    card = best.card
+    assert card["name"] == "best-sample-quick-seed13"
+    aux = card["tagger"]["auxiliary"]
+    assert list(aux["datasets"]) == ["sample-chem", "sample-disease-a", "sample-disease-b"]
+    assert aux["missing"] == []
+    tuning = aux["fine_tuning"]
+    assert tuning["kept"] == (tuning["dev_tag_f1_after"] > tuning["dev_tag_f1_before"])
+    # every auxiliary has its own head; the corpus's head is the one that annotates
+    assert best.tagger.dataset_names[0] == "sample" and best.dataset == "sample"
+    loaded = load_model(folder)
+    assert loaded.card["tagger"]["auxiliary"] == aux
+    texts = sample_documents["test"][:5]
+    spans = lambda docs: [[(m.start, m.end, m.type, m.concept) for m in d.mentions] for d in docs]  # noqa: E731
+    assert spans(loaded.annotate(texts)) == spans(best.annotate(texts))
+
+
+@pytest.fixture(scope="module")
+def sample_documents():
+    import mernlib as ml
+
+    return ml.data.load_corpus("sample")
