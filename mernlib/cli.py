@@ -180,7 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
         "learns from every other dataset of the corpus's entity types, then is fine-tuned on it; "
         "mernlib.pipeline.best_config says what is in it and why)",
     )
-    p.add_argument("--corpus", default="sample", help="sample, ncbi-disease or bc5cdr (default: sample)")
+    p.add_argument(
+        "--corpus",
+        default="sample",
+        help="sample, ncbi-disease, bc5cdr, or all (ncbi-disease then bc5cdr: one folder each; default: sample)",
+    )
     p.add_argument("--data-dir", default=None, help="folder holding the corpora (default: $MERNLIB_DATA)")
     p.add_argument(
         "--scale", default="full", choices=["quick", "full"], help="quick: seconds, tiny encoder (tests)"
@@ -243,30 +247,41 @@ def _train(args) -> None:
         import torch
 
         torch.set_num_threads(threads)
-    config = config_for(args.scale, args.seed, args.epochs, system=args.model)
-    name = f"{args.model}-{args.corpus}-{args.scale}" + (f"-seed{args.seed}" if args.seed != 13 else "")
-    name += f"-e{args.epochs}" if args.epochs else ""
-    model_dir = Path(args.model_dir) if args.model_dir else Path("runs") / "models" / name
-    committed = args.scale == "full" and args.epochs is None
-    results_dir = (
-        Path(args.results_dir) if args.results_dir else RESULTS_DIR if committed else SCRATCH_RESULTS_DIR
-    )
     from tqdm.auto import tqdm
 
-    pipeline = train_pipeline(
-        args.corpus,
-        args.data_dir,
-        config,
-        model_dir=model_dir,
-        progress=False if args.no_progress or _bars_disabled() else None,
-        log=tqdm.write,
-    )
-    card_copy = write_json(pipeline.card, results_dir / "models" / f"{name}.json")
-    test = pipeline.card["scores"]["test"]["protocols"]
-    print(f"wrote {model_dir} (card: {model_dir / 'card.json'}, copy: {card_copy})")
-    print("test F1: " + ", ".join(f"{p} {v['f1']:.4f}" for p, v in test.items()))
-    if pipeline.card.get("note"):
-        print(f"({pipeline.card['note']})")
+    # "all": one system per corpus, one after the other (each its own folder and card): their mention
+    # types differ (NCBI: diseases; BC5CDR: chemicals and diseases), so one folder could not serve both
+    corpora = list(ALL_TRAIN_CORPORA) if args.corpus == "all" else [args.corpus]
+    for corpus in corpora:
+        config = config_for(args.scale, args.seed, args.epochs, system=args.model)
+        name = f"{args.model}-{corpus}-{args.scale}" + (f"-seed{args.seed}" if args.seed != 13 else "")
+        name += f"-e{args.epochs}" if args.epochs else ""
+        if args.model_dir:
+            model_dir = Path(args.model_dir) / name if len(corpora) > 1 else Path(args.model_dir)
+        else:
+            model_dir = Path("runs") / "models" / name
+        committed = args.scale == "full" and args.epochs is None
+        results_dir = (
+            Path(args.results_dir) if args.results_dir else RESULTS_DIR if committed else SCRATCH_RESULTS_DIR
+        )
+        pipeline = train_pipeline(
+            corpus,
+            args.data_dir,
+            config,
+            model_dir=model_dir,
+            progress=False if args.no_progress or _bars_disabled() else None,
+            log=tqdm.write,
+        )
+        card_copy = write_json(pipeline.card, results_dir / "models" / f"{name}.json")
+        test = pipeline.card["scores"]["test"]["protocols"]
+        print(f"wrote {model_dir} (card: {model_dir / 'card.json'}, copy: {card_copy})")
+        print("test F1: " + ", ".join(f"{p} {v['f1']:.4f}" for p, v in test.items()))
+        if pipeline.card.get("note"):
+            print(f"({pipeline.card['note']})")
+
+
+ALL_TRAIN_CORPORA = ("ncbi-disease", "bc5cdr")
+"""What ``train ... --corpus all`` trains, one system each."""
 
 
 def _bars_disabled() -> bool:

@@ -62,3 +62,27 @@ def sample_documents():
     import mernlib as ml
 
     return ml.data.load_corpus("sample")
+
+
+def test_train_all_trains_one_system_per_corpus(tmp_path, monkeypatch):
+    """``train best --corpus all``: NCBI then BC5CDR, each into its own folder with its own card copy."""
+    import mernlib.pipeline
+    from mernlib.cli import ALL_TRAIN_CORPORA, main
+
+    calls = []
+
+    class Trained:
+        def __init__(self, corpus, model_dir):
+            self.card = {"name": corpus, "scores": {"test": {"protocols": {"men-document": {"f1": 0.5}}}}}
+
+    def fake_train(corpus, data_dir, config, *, model_dir, progress, log):
+        calls.append((corpus, config.name, model_dir.name))
+        return Trained(corpus, model_dir)
+
+    monkeypatch.setattr(mernlib.pipeline, "train_pipeline", fake_train)
+    args = ["train", "best", "--corpus", "all", "--model-dir", str(tmp_path / "m")]
+    main([*args, "--results-dir", str(tmp_path / "r"), "--no-progress"])
+    assert calls == [(c, "best", f"best-{c}-full") for c in ALL_TRAIN_CORPORA]
+    assert sorted(p.name for p in (tmp_path / "r" / "models").iterdir()) == [
+        f"best-{c}-full.json" for c in sorted(ALL_TRAIN_CORPORA)
+    ]
