@@ -209,3 +209,23 @@ def test_headline_is_the_version_dev_prefers(run):
 
     assert "(converged)" not in experiment.headline(stored(0.73, 0.70))["model"]
     assert "(converged)" in experiment.headline(stored(0.70, 0.73))["model"]
+
+
+def test_the_run_output_renamed_by_the_shared_normalizer(run):
+    """Every run also scores its MER mentions with the normalizer's IDs (``with_normalizer``): same spans,
+    a PubTator file that re-scores to the stored numbers; ``--only with-normalizer`` recomputes it."""
+    from mernlib.experiments.mtl import prepare, standard_scores
+    from mernlib.pubtator import read_pubtator
+
+    out, result = run
+    data = prepare("sample")
+    for stored in result["runs"].values():
+        named = stored["with_normalizer"]
+        pred = read_pubtator(named["predictions"])
+        assert standard_scores(data, "test", pred) == named["standard_protocol"]
+        own = read_pubtator(stored["predictions"]["combined"])
+        assert [[(m.start, m.end) for m in d.mentions] for d in pred] == [
+            [(m.start, m.end) for m in d.mentions] for d in own
+        ]
+    line = result["summary"][0]
+    assert "men_document_f1_with_normalizer" in line

@@ -34,6 +34,22 @@ def test_mtl_outputs_rescore(real_corpora, corpus, run):
     assert men_document_prf(gold, pred, types=types).as_dict()["f1"] == stored["men-document"]["f1"]
 
 
+@pytest.mark.parametrize("corpus, run", [p for p in _runs("mtl") if p.values[1].get("with_normalizer")])
+def test_mtl_outputs_renamed_by_the_normalizer_rescore(real_corpora, corpus, run):
+    """``--only with-normalizer``: the run's MER mentions with the shared normalizer's IDs."""
+    gold = read_pubtator(corpus_files(corpus, real_corpora, ("test",))["test"])
+    named = run["with_normalizer"]
+    pred = read_pubtator(REPO_ROOT / named["predictions"])
+    types = None if run["men_types"] == "all" else set(run["men_types"])
+    stored = named["standard_protocol"]
+    assert men_document_prf(gold, pred, types=types).as_dict()["f1"] == stored["men-document"]["f1"]
+    assert men_mention_prf(gold, pred, types=types).as_dict()["f1"] == stored["men-mention"]["f1"]
+    # the same mentions as the run's own output: only their concept IDs differ
+    own = read_pubtator(REPO_ROOT / run["predictions"]["combined"])
+    spans = lambda docs: [[(m.start, m.end, m.type) for m in d.mentions] for d in docs]  # noqa: E731
+    assert spans(pred) == spans(own)
+
+
 @pytest.mark.parametrize("corpus, run", list(_runs("e2emern", e2emern.stored_runs)))
 def test_e2emern_outputs_rescore(real_corpora, corpus, run):
     gold = read_pubtator(corpus_files(corpus, real_corpora, ("test",))["test"])

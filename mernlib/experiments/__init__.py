@@ -51,8 +51,10 @@ SCALES: dict[str, dict[str, dict]] = {
         # "config": MTLConfig overrides; "max_sentences": cap per split (whole documents kept)
         "quick": {
             "about": "a smaller network (1 Bi-LSTM layer of 50) and 8 epochs of Adam (lr 0.01), at most 500 "
-            "sentences per split (the whole sample): the machinery in seconds",
+            "sentences per split (the whole sample): the machinery in seconds; the normalizer of "
+            "--only with-normalizer retrieves with TF-IDF (no encoder to tune)",
             "max_sentences": 500,
+            "normalizer": {"retriever": "tfidf"},
             "config": {
                 "epochs": 8,
                 "optimizer": "adam",

@@ -46,6 +46,12 @@ HEADLINE_ROW = "mtl-both-feedback"
 DEFAULT_ROWS = ("bilstm-cnns-crf", "mtl", "mtl-both-feedback")
 PAPER_MEN_TYPES = {"ncbi-disease": None, "bc5cdr": {"Disease"}}
 STUDIES = ("word-vectors", "men-convergence")
+WITH_NORMALIZER = "with-normalizer"
+"""``--only with-normalizer``: give every stored run's end-to-end test output (its MER mentions) concept
+IDs from the shared normalizer instead of the MEN tags' vote (:func:`normalize_outputs`), and store the
+scores in the run as ``with_normalizer`` -- the option issue 13 asks for, and the yardstick for the MEN
+head: what the same mentions score when a dictionary-and-retrieval normalizer names them. New runs get it
+as they are made."""
 """Dev-set studies that choose settings (never read test): ``--only word-vectors`` compares word vectors
 (:func:`compare_word_vectors`), ``--only men-convergence`` measures how fast the MEN head learns under
 different optimisers (:func:`men_convergence`). Written to ``results/mtl/studies/<study>-<corpus>.json``."""
@@ -64,7 +70,7 @@ Measured on NCBI-disease (``results/mtl/findings.md``): this Adam plateaued at d
 the paper's SGD at epoch 20 (0.728, still rising), so dev prefers the paper's optimiser trained longer:
 ``{"optimizer": "sgd", "lr": 0.001, "epochs": 60, "patience": 6}`` is the next setting to run. It is left
 as run here so the stored converged row and this definition agree; change both together."""
-VARIANTS = tuple(ROWS) + tuple(row + CONVERGED for row in ROWS) + STUDIES
+VARIANTS = tuple(ROWS) + tuple(row + CONVERGED for row in ROWS) + STUDIES + (WITH_NORMALIZER,)
 """The experiment contract's names (:mod:`mernlib.experiments`): a row as the paper trains it, the same row
 trained to convergence, or a study."""
 DEFAULT_VARIANTS = DEFAULT_ROWS
@@ -97,6 +103,7 @@ README_COLUMNS = (
     "ner_f1_standard",
     "men_mention_f1_standard",
     "men_document_f1_standard",
+    "men_document_f1_with_normalizer",
     "commits",
 )
 
@@ -619,19 +626,9 @@ def score_outputs(data: MTLData, split: str, combined: list[Document], men_only:
     """:func:`evaluate` for outputs already made: a model's, or those a reproduction stored
     (:func:`stored_outputs`). ``combined`` is the end-to-end output (MER spans with voted concepts),
     ``men_only`` the MEN tags' own output."""
-    from ..metrics import boundary_inconsistency, evaluate_documents, men_document_prf, men_mention_prf
+    from ..metrics import boundary_inconsistency
 
-    gold = data.documents[split]
-    standard = evaluate_documents(gold, combined)
-    if data.men_types is not None:  # normalization scored on the normalized types only
-        standard["protocols"]["men-mention"] = {
-            **men_mention_prf(gold, combined, types=data.men_types).as_dict(),
-            "types": sorted(data.men_types),
-        }
-        standard["protocols"]["men-document"] = {
-            **men_document_prf(gold, combined, types=data.men_types).as_dict(),
-            "types": sorted(data.men_types),
-        }
+    standard = standard_scores(data, split, combined)
     mer_spans = [
         (d.uid, m.start, m.end)
         for d in combined
@@ -641,10 +638,106 @@ def score_outputs(data: MTLData, split: str, combined: list[Document], men_only:
     men_spans = [(d.uid, m.start, m.end) for d in men_only for m in d.mentions]
     return {
         "paper_protocol": paper_protocol(data, split, combined, men_only),
-        "standard_protocol": standard["protocols"],
+        "standard_protocol": standard,
         "boundary_inconsistency": boundary_inconsistency(mer_spans, men_spans),
         "_predictions": {"combined": combined, "men_tags": men_only},
     }
+
+
+def standard_scores(data: MTLData, split: str, documents: list[Document]) -> dict:
+    """The standard protocol's scores of end-to-end output (:func:`mernlib.metrics.evaluate_documents`),
+    normalization scored on the normalized types only (``data.men_types``)."""
+    from ..metrics import evaluate_documents, men_document_prf, men_mention_prf
+
+    gold = data.documents[split]
+    standard = evaluate_documents(gold, documents)["protocols"]
+    if data.men_types is not None:
+        for name, prf in (("men-mention", men_mention_prf), ("men-document", men_document_prf)):
+            standard[name] = {
+                **prf(gold, documents, types=data.men_types).as_dict(),
+                "types": sorted(data.men_types),
+            }
+    return standard
+
+
+def test_normalizer(data: MTLData, data_dir=None, settings: dict | None = None):
+    """The shared normalizer (:class:`mernlib.normalize.Normalizer`, its defaults updated by ``settings``,
+    the scale's ``"normalizer"``) fitted as for a test run: on the train and dev documents, with the
+    corpus's entity base."""
+    from ..data import load_corpus_entity_base
+    from ..normalize import Normalizer, NormalizerConfig
+
+    base = load_corpus_entity_base(data.corpus, data_dir)
+    config = NormalizerConfig(**({"progress": False} | (settings or {})))
+    return Normalizer(config).fit(data.documents["train"] + data.documents["dev"], base)
+
+
+def normalize_outputs(data: MTLData, combined: list[Document], normalizer) -> list[Document]:
+    """Copies of end-to-end output whose mentions take the normalizer's concept IDs instead of the MEN
+    tags' vote (mentions of types that are not normalized, ``data.men_types``, get none)."""
+    named = normalizer.normalize(combined)
+    for document in named:
+        for m in document.mentions:
+            if data.men_types is not None and m.type not in data.men_types:
+                m.concept = ""
+    return named
+
+
+def with_normalizer(data: MTLData, combined: list[Document], normalizer, stem: Path) -> dict:
+    """``run["with_normalizer"]``: the standard scores of ``combined`` renamed by ``normalizer``
+    (:func:`normalize_outputs`), its PubTator file (``<stem>.normalizer.pubtator``) and what the
+    normalizer was."""
+    from ..pubtator import write_pubtator
+    from ..report import run_record
+
+    started = time.time()
+    named = normalize_outputs(data, combined, normalizer)
+    path = write_pubtator(named, stem.with_name(stem.name + ".normalizer.pubtator"))
+    described = normalizer.describe()
+    return {
+        "label": "MER mentions of the run, concept IDs from the shared normalizer (fitted on train + dev)",
+        "standard_protocol": standard_scores(data, "test", named),
+        "predictions": str(path),
+        "normalizer": {k: described[k] for k in ("abbreviation_detector", "retriever", "surface_forms")},
+        # the commit and command of this renaming (which may come later than the run: --only with-normalizer)
+        "provenance": run_record(
+            seed=normalizer.config.seed, encoder=described["retriever"], started=started
+        ),
+    }
+
+
+def add_normalizer_scores(
+    corpus: str, *, data_dir=None, results_dir=Path("results"), scale: str = "full"
+) -> Path:
+    """``--only with-normalizer``: :func:`with_normalizer` for every run stored in
+    ``results_dir/mtl/<corpus>.json`` (from its stored end-to-end PubTator), written back into each run.
+    ``scale`` says which normalizer (its ``"normalizer"`` settings), not which runs: all are done."""
+    from .. import reference
+    from ..pubtator import read_pubtator
+    from ..results import add_run, result_path
+    from . import scale_settings
+
+    path = result_path(results_dir, "mtl", corpus)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no stored MTL runs of {corpus} to normalize")
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    runs = [upgrade_run(r) for r in stored["runs"].values()]
+    data = prepare(corpus, data_dir)
+    normalizer = test_normalizer(data, data_dir, scale_settings("mtl", scale).get("normalizer"))
+    paper = reference.load("zhao2019")
+    header = {k: stored[k] for k in ("experiment", "paper", "corpus")}
+    for run in runs:
+        combined_file = Path(run["predictions"]["combined"])
+        stem = combined_file.with_suffix("")
+        run["with_normalizer"] = with_normalizer(data, read_pubtator(combined_file), normalizer, stem)
+        add_run(
+            path,
+            run,
+            header=header,
+            summarize=lambda rs: summarize(rs, paper.get(corpus, {})),
+            upgrade=upgrade_run,
+        )
+    return path
 
 
 def stored_outputs(
@@ -759,7 +852,13 @@ def reproduce(
     encoder = f"Bi-LSTM-CNNs (word2vec {vectors.vector_size}-d trained in the kit)"
     header = {"experiment": "mtl", "paper": paper["citation"], "corpus": corpus}
     written = []
+    normalizer = None  # the shared normalizer, fitted once (train + dev) when the first run needs it
     for row in only or DEFAULT_ROWS:
+        if row == WITH_NORMALIZER:
+            written.append(
+                add_normalizer_scores(corpus, data_dir=data_dir, results_dir=results_dir, scale=scale)
+            )
+            continue
         if row in STUDIES:
             written.append(
                 run_study(
@@ -811,6 +910,7 @@ def reproduce(
             "men_types": sorted(data.men_types) if data.men_types else "all",
             "word_vectors": vector_info,
             "predictions": {name: str(path) for name, path in files.items()},
+            "with_normalizer": None,
             "rescore": (
                 f"python -m mernlib evaluate --gold <{corpus} test file> --pred {files['combined']}"
                 + (
@@ -821,6 +921,9 @@ def reproduce(
             ),
             "provenance": run_record(seed=seed, scale=scale, encoder=encoder, started=started),
         }
+        if normalizer is None:
+            normalizer = test_normalizer(data, data_dir, settings.get("normalizer"))
+        run["with_normalizer"] = with_normalizer(data, predictions["combined"], normalizer, stem)
         path = result_path(results_dir, "mtl", corpus)
         written.append(
             add_run(
@@ -892,6 +995,11 @@ def summarize(runs, paper_rows: dict | None = None) -> list[dict]:
             "epochs": epochs,
             "commits": sorted({short_commit(r["provenance"]["git_commit"]) for r in row_runs}),
         }
+        named = [r.get("with_normalizer") for r in row_runs]
+        if all(named):  # every seed's output also renamed by the shared normalizer
+            metrics["men_document_f1_with_normalizer"] = [
+                n["standard_protocol"]["men-document"]["f1"] for n in named
+            ]
         for name, vals in metrics.items():
             line[name] = round(statistics.mean(vals), 4)
             if len(vals) > 1:
