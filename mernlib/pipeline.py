@@ -825,6 +825,29 @@ def card_scores(card: dict) -> list[dict]:
     return rows
 
 
+def compare_cards(cards: Sequence[dict]) -> list[dict]:
+    """One row per model card, side by side (notebook 07, the README): the system, its corpus, what the
+    tagger learned from (auxiliary datasets; whether the fine-tuning stage was kept), the best epoch, and
+    the overall F1 of ``ner-mention-strict`` and ``men-document`` on dev, then test."""
+    rows = []
+    for card in cards:
+        aux = card.get("tagger", {}).get("auxiliary") or {}
+        tuning = aux.get("fine_tuning") or {}
+        row = {
+            "model": card["name"],
+            "corpus": card["corpus"]["name"],
+            "auxiliary datasets": ", ".join(aux.get("datasets", {})) or "—",
+            "fine-tuning kept": {True: "yes", False: "no"}.get(tuning.get("kept"), "—"),
+            "best epoch": card["tagger"].get("best_epoch"),
+        }
+        for split in ("dev", "test"):
+            protocols = card["scores"][split]["protocols"]
+            row[f"{split} NER F1"] = round(protocols["ner-mention-strict"]["f1"], 4)
+            row[f"{split} men-document F1"] = round(protocols["men-document"]["f1"], 4)
+        rows.append(row)
+    return rows
+
+
 def paper_scores(corpora: Sequence[str] = ("ncbi-disease", "bc5cdr")) -> list[dict]:
     """The papers' test F1 on ``corpora`` (``mernlib.reference``: Zhao et al. 2019, Zhou et al. 2021), one
     row per number, each naming its protocol: both report MER as mention F1 with exact span and type (our

@@ -86,3 +86,17 @@ def test_train_all_trains_one_system_per_corpus(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "r" / "models").iterdir()) == [
         f"best-{c}-full.json" for c in sorted(ALL_TRAIN_CORPORA)
     ]
+
+
+def test_compare_cards_puts_dev_before_test():
+    import json
+
+    from mernlib.paths import REPO_ROOT
+    from mernlib.pipeline import compare_cards
+
+    card = json.loads((REPO_ROOT / "results" / "models" / "pipeline-ncbi-disease-full.json").read_text())
+    (row,) = compare_cards([card])
+    assert row["auxiliary datasets"] == "—" and row["fine-tuning kept"] == "—"
+    keys = list(row)
+    assert keys.index("dev NER F1") < keys.index("test NER F1")
+    assert row["test men-document F1"] == round(card["scores"]["test"]["protocols"]["men-document"]["f1"], 4)
