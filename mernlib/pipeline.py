@@ -848,6 +848,43 @@ def compare_cards(cards: Sequence[dict]) -> list[dict]:
     return rows
 
 
+SYSTEM_TITLES = {
+    "pipeline": "The kit: `train pipeline`",
+    "best": "The kit's own system: `train best`",
+}
+
+
+def headline(card: dict) -> dict:
+    """The README summary-table row of a full-scale model card (``python -m mernlib table --summary``):
+    its test scores from text alone, beside BioBERT's NER F1 on the same corpus (:mod:`mernlib.reference`
+    ``lee2020``; BC5CDR: its disease and chemical sets) -- the honest distance to a biomedical encoder."""
+    from . import reference
+
+    system = card["name"].split("-", 1)[0]
+    test = card["scores"]["test"]["protocols"]
+    biobert = reference.load("lee2020")["results"]
+    corpus = card["corpus"]["name"]
+    sets = [corpus] if corpus in biobert else [k for k in biobert if k.startswith(corpus + "-")]
+    published = " / ".join(
+        f"{k.removeprefix(corpus + '-') if k != corpus else 'NER'} {biobert[k]['BioBERT']['ner_f1']}"
+        for k in sets
+    )
+    aux = card.get("tagger", {}).get("auxiliary") or {}
+    parts = [card["tagger"]["encoder"].split(" ")[0].removeprefix("all-") + " + CRF"]
+    if aux.get("datasets"):
+        parts.append("+ " + ", ".join(aux["datasets"]))
+    parts.append(f"normalizer (seed {card['seed']})")
+    return {
+        "paper": SYSTEM_TITLES.get(system, system),
+        "corpus": corpus,
+        "model": "; ".join(parts),
+        "paper protocol: ours": "—",
+        "paper protocol: paper": f"BioBERT {published or '—'}",
+        "standard NER F1": round(test["ner-mention-strict"]["f1"], 4),
+        "standard men-document F1": round(test["men-document"]["f1"], 4),
+    }
+
+
 def paper_scores(corpora: Sequence[str] = ("ncbi-disease", "bc5cdr")) -> list[dict]:
     """The papers' test F1 on ``corpora`` (``mernlib.reference``: Zhao et al. 2019, Zhou et al. 2021), one
     row per number, each naming its protocol: both report MER as mention F1 with exact span and type (our

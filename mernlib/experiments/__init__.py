@@ -33,6 +33,7 @@ What each means per experiment is the table itself; the experiment modules read 
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -295,6 +296,12 @@ def headline_rows(results_dir=RESULTS_DIR) -> list[dict]:
             if row:
                 paper = getattr(mod, "TITLE", name)
                 rows.append({"paper": f"[{paper}](results/{name}/README.md)", "corpus": path.stem, **row})
+    # the kit's own trained systems: one row per full-scale model card (results/models/, from `train`)
+    from ..pipeline import headline
+
+    for path in sorted((Path(results_dir) / "models").glob("*-full*.json")):
+        row = headline(json.loads(path.read_text(encoding="utf-8")))
+        rows.append({**row, "paper": f"[{row['paper']}](results/models/{path.name})"})
     return rows
 
 
