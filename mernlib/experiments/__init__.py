@@ -294,7 +294,7 @@ def headline_rows(results_dir=RESULTS_DIR) -> list[dict]:
         for path in sorted((Path(results_dir) / name).glob("*.json")):
             row = mod.headline(load_results(path))
             if row:
-                paper = getattr(mod, "TITLE", name)
+                paper = getattr(mod, "SHORT_TITLE", getattr(mod, "TITLE", name))
                 rows.append({"paper": f"[{paper}](results/{name}/README.md)", "corpus": path.stem, **row})
     # the kit's own trained systems: one row per full-scale model card (results/models/, from `train`)
     from ..pipeline import headline

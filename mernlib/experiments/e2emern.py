@@ -91,6 +91,7 @@ K_SELECT = 10  # k used for the per-epoch dev score
 RECALL_KS = (1, 5, 10, 20, 50)
 PAPER_PROTOCOL_NEGATIVES = 1
 TITLE = "E2EMERN (Zhou et al., ACL 2021)"
+SHORT_TITLE = "Zhou et al. 2021 (E2EMERN)"  # the README summary table's first column
 DEFAULT_VARIANTS = tuple(VARIANTS)
 README_COLUMNS = (
     "variant",

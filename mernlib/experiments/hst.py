@@ -74,6 +74,7 @@ from ..datasets import SPLITS, IOBDataset, IOBSelection, load_iob_datasets
 from ..paths import RESULTS_DIR
 
 TITLE = "Hierarchical shared transfer (Chai et al., BMC Bioinformatics 2022)"
+SHORT_TITLE = "Chai et al. 2022 (HST)"  # the README summary table's first column
 
 PAPER_DATASETS = ("BC5CDR-chem", "BC5CDR-disease", "NCBI-disease", "BC2GM", "linnaeus", "BC4CHEMD")
 """The datasets whose change the paper reports (``mernlib/reference/chai2022.json``), in the order the

@@ -91,6 +91,7 @@ def variant_label(variant: str) -> str:
 
 
 TITLE = "Multi-task MER + MEN with explicit feedback (Zhao et al., AAAI 2019)"
+SHORT_TITLE = "Zhao et al. 2019 (MTL + feedback)"  # the README summary table's first column
 README_COLUMNS = (
     "paper_row",
     "scale",
