@@ -713,9 +713,8 @@ def add_normalizer_scores(
     """``--only with-normalizer``: :func:`with_normalizer` for every run stored in
     ``results_dir/mtl/<corpus>.json`` (from its stored end-to-end PubTator), written back into each run.
     ``scale`` says which normalizer (its ``"normalizer"`` settings), not which runs: all are done."""
-    from .. import reference
     from ..pubtator import read_pubtator
-    from ..results import add_run, result_path
+    from ..results import result_path
     from . import scale_settings
 
     path = result_path(results_dir, "mtl", corpus)
@@ -725,20 +724,29 @@ def add_normalizer_scores(
     runs = [upgrade_run(r) for r in stored["runs"].values()]
     data = prepare(corpus, data_dir)
     normalizer = test_normalizer(data, data_dir, scale_settings("mtl", scale).get("normalizer"))
-    paper = reference.load("zhao2019")
-    header = {k: stored[k] for k in ("experiment", "paper", "corpus")}
     for run in runs:
         combined_file = Path(run["predictions"]["combined"])
         stem = combined_file.with_suffix("")
         run["with_normalizer"] = with_normalizer(data, read_pubtator(combined_file), normalizer, stem)
-        add_run(
-            path,
-            run,
-            header=header,
-            summarize=lambda rs: summarize(rs, paper.get(corpus, {})),
-            upgrade=upgrade_run,
-        )
+        store_run(results_dir, corpus, run)
     return path
+
+
+def store_run(results_dir, corpus: str, run: dict) -> Path:
+    """Add ``run`` to ``results_dir/mtl/<corpus>.json`` (+ CSV) and recompute the summary, the paper's
+    numbers beside ours (:func:`mernlib.results.add_run`)."""
+    from .. import reference
+    from ..results import add_run, result_path
+
+    paper = reference.load("zhao2019")
+    header = {"experiment": "mtl", "paper": paper["citation"], "corpus": corpus}
+    return add_run(
+        result_path(results_dir, "mtl", corpus),
+        run,
+        header=header,
+        summarize=lambda runs: summarize(runs, paper.get(corpus, {})),
+        upgrade=upgrade_run,
+    )
 
 
 def stored_outputs(
@@ -840,18 +848,14 @@ def reproduce(
     Results accumulate: another seed or row adds to the file (:func:`mernlib.results.add_run`), so the
     spread over seeds is computed from every seed run so far. ``overrides`` are MTLConfig fields.
     """
-    from .. import reference
     from ..pubtator import write_pubtator
     from ..report import run_record
-    from ..results import add_run, result_path
     from . import scale_settings
 
     settings = scale_settings("mtl", scale)
-    paper = reference.load("zhao2019")
     data = prepare(corpus, data_dir, max_sentences=settings["max_sentences"])
     vectors, vector_info = word_vectors(corpus, data_dir, seed=seed)
     encoder = f"Bi-LSTM-CNNs (word2vec {vectors.vector_size}-d trained in the kit)"
-    header = {"experiment": "mtl", "paper": paper["citation"], "corpus": corpus}
     written = []
     normalizer = None  # the shared normalizer, fitted once (train + dev) when the first run needs it
     for row in only or DEFAULT_ROWS:
@@ -925,16 +929,7 @@ def reproduce(
         if normalizer is None:
             normalizer = test_normalizer(data, data_dir, settings.get("normalizer"))
         run["with_normalizer"] = with_normalizer(data, predictions["combined"], normalizer, stem)
-        path = result_path(results_dir, "mtl", corpus)
-        written.append(
-            add_run(
-                path,
-                run,
-                header=header,
-                summarize=lambda runs: summarize(runs, paper.get(corpus, {})),
-                upgrade=upgrade_run,
-            )
-        )
+        written.append(store_run(results_dir, corpus, run))
     return written
 
 
