@@ -160,7 +160,7 @@ def test_men_ceiling_counts_mentions_whose_concept_was_seen():
 
 
 def test_converged_rows_are_labelled_and_train_until_dev_stops(tmp_path):
-    # the paper's model, another training: Adam until dev stops improving (at full scale)
+    # the paper's model and optimiser, trained until dev stops improving (at full scale)
     full = experiment.scale_config("mtl-both-feedback-converged", "full")
     paper = experiment.scale_config("mtl-both-feedback", "full")
     assert (paper.optimizer, paper.lr, paper.epochs, paper.patience) == ("sgd", 0.001, 20, None)
@@ -171,7 +171,9 @@ def test_converged_rows_are_labelled_and_train_until_dev_stops(tmp_path):
     assert experiment.split_variant("mtl-converged") == ("mtl", True)
     with pytest.raises(ValueError, match="unknown row"):
         experiment.split_variant("mtl-convergd")
-    assert experiment.output_stem("mtl-converged", 13, "full", 40) == "mtl-converged-seed13"
+    assert (full.optimizer, full.epochs, full.patience) == ("sgd", 60, 6)
+    assert experiment.output_stem("mtl-converged", 13, "full", 60) == "mtl-converged-seed13"
+    assert experiment.output_stem("mtl-converged", 13, "full", 40) == "mtl-converged-seed13-full-e40"
     assert experiment.output_stem("mtl-converged", 13, "full", 20) == "mtl-converged-seed13-full-e20"
     assert experiment.output_stem("mtl", 13, "full", 20) == "mtl-seed13"
     # a stored converged run: its own summary line, the paper's numbers beside it, and the headline
