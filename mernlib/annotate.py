@@ -18,7 +18,8 @@ the kit does; a file without any document is an error too.
 **Output** (:func:`write_documents`): PubTator with concept IDs (``|`` between the IDs of a composite
 mention), or BioC JSON. The text is the input's title and abstract exactly as read (for plain text, the
 lines joined as above), so the output of a PubTator input re-scores against it with
-``python -m mernlib evaluate``.
+``python -m mernlib evaluate``. ``pubtator-standoff`` writes the annotation lines alone (the text is the
+input's; :func:`mernlib.pubtator.read_predictions`): how ``results/annotate`` stores its outputs.
 
 **Several processes** (:func:`annotate_documents` with ``workers > 1``): the documents are cut into
 contiguous chunks, each worker process loads the model once and annotates chunk after chunk; results
@@ -38,7 +39,7 @@ from .errors import DataFormatError
 from .files import BOM, read_text
 
 INPUT_FORMATS = ("pubtator", "bioc", "text")
-OUTPUT_FORMATS = ("pubtator", "bioc")
+OUTPUT_FORMATS = ("pubtator", "pubtator-standoff", "bioc")
 
 _PUBTATOR_HEADER = re.compile(r"^[^|\t\n]+\|[ta]\|")
 
@@ -107,8 +108,8 @@ def write_documents(
     from .bioc import write_bioc
     from .pubtator import write_pubtator
 
-    if output_format == "pubtator":
-        return write_pubtator(documents, path)
+    if output_format in ("pubtator", "pubtator-standoff"):
+        return write_pubtator(documents, path, texts=output_format == "pubtator")
     if output_format == "bioc":
         return write_bioc(documents, path)
     raise ValueError(f"output format must be one of {'|'.join(OUTPUT_FORMATS)}, not {output_format!r}")
@@ -272,12 +273,13 @@ def score_annotation(
     its annotations ignored, and what comes out is scored like any prediction file."""
     from .metrics import evaluate_documents
     from .pipeline import read_card
-    from .pubtator import read_pubtator
+    from .pubtator import read_predictions, read_pubtator
     from .report import run_record, write_json
 
     output_path = Path(output_path)
     card = read_card(model_dir)
-    scores = evaluate_documents(read_pubtator(gold_path), read_pubtator(output_path))
+    gold = read_pubtator(gold_path)
+    scores = evaluate_documents(gold, read_predictions(output_path, gold)[0])
     provenance = card.get("provenance", {})
     result = {
         "model": card.get("name"),

@@ -34,10 +34,10 @@ def evaluate_files(gold: str, pred: str, types: list[str] | None = None) -> dict
     """
     from .errors import DocumentMismatchError
     from .metrics import evaluate_documents
-    from .pubtator import NCBI_CLASSES, read_pubtator_with_notes, title_lines
+    from .pubtator import NCBI_CLASSES, read_predictions, read_pubtator_with_notes, title_lines
 
     gold_docs, gold_notes = read_pubtator_with_notes(gold)
-    pred_docs, pred_notes = read_pubtator_with_notes(pred)
+    pred_docs, pred_notes = read_predictions(pred, gold_docs)  # PubTator, or stand-off (texts from gold)
     if types is not None:
         present = {m.type for docs in (gold_docs, pred_docs) for d in docs for m in d.mentions}
         unknown = [t for t in types if t not in present]
@@ -210,7 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="the pipeline's folder")
     p.add_argument("--input", required=True, help="PubTator, BioC JSON or plain text")
     p.add_argument("--output", required=True)
-    p.add_argument("--format", default="pubtator", choices=["pubtator", "bioc"], help="output format")
+    p.add_argument(
+        "--format",
+        default="pubtator",
+        choices=["pubtator", "pubtator-standoff", "bioc"],
+        help="output format (pubtator-standoff: annotation lines alone, the text is the input's)",
+    )
     p.add_argument(
         "--input-format", default="auto", choices=["auto", "pubtator", "bioc", "text"], help="default: detect"
     )
@@ -296,8 +301,8 @@ def _annotate(args) -> None:
 
     from .annotate import annotate_file, score_annotation
 
-    if args.gold and args.format != "pubtator":
-        raise ValueError("--gold scores a PubTator output; leave --format at pubtator")
+    if args.gold and args.format == "bioc":
+        raise ValueError("--gold scores a PubTator output; use --format pubtator or pubtator-standoff")
     threads = args.threads or int(os.environ.get("MERNLIB_THREADS", "0") or 0) or None
     summary = annotate_file(
         args.model,

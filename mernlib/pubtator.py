@@ -24,6 +24,13 @@ merely quirky (see ``/work/shared/corpora/README.md``):
 
 :func:`read_pubtator_texts` reads the titles and abstracts alone, passing over annotation lines (what a
 model annotating the file afresh needs: ``python -m mernlib annotate``), with the same structural checks.
+
+A *stand-off* prediction file holds the annotation and relation lines alone, without the ``|t|`` and
+``|a|`` lines: its text is the gold file's it is scored against. The kit stores its test predictions so
+(``write_pubtator(..., texts=False)``): a stored file is a third of the size of the same file with the
+abstracts repeated. :func:`read_predictions` reads either kind against the gold documents; in a stand-off
+file a mention whose text column disagrees with the gold text is an error (the predictions were made on
+another text), not a repair.
 """
 
 from __future__ import annotations
@@ -252,8 +259,9 @@ def _warn(notes: list[str], source: str) -> None:
         warnings.warn(summary, PubTatorWarning, stacklevel=3)
 
 
-def format_pubtator(documents: list[Document]) -> str:
-    """The PubTator text of ``documents`` (normalized IDs; NCBI classes written back as the type).
+def format_pubtator(documents: list[Document], *, texts: bool = True) -> str:
+    """The PubTator text of ``documents`` (normalized IDs; NCBI classes written back as the type);
+    ``texts=False``: the stand-off form, annotation and relation lines only (see the module docstring).
 
     Mention text is written as the document's slice, so a repaired text column stays repaired and the
     file reads back without notes. Fields that would break the line format raise ``ValueError``.
@@ -266,8 +274,11 @@ def format_pubtator(documents: list[Document]) -> str:
         for name, value in (("title", doc.title), ("abstract", doc.abstract)):
             if "\n" in value or "\r" in value:
                 raise ValueError(f"document {doc.pmid}: {name} contains a line break")
-        lines.append(f"{doc.pmid}|t|{doc.title}")
-        lines.append(f"{doc.pmid}|a|{doc.abstract}")
+        if texts:
+            lines.append(f"{doc.pmid}|t|{doc.title}")
+            lines.append(f"{doc.pmid}|a|{doc.abstract}")
+        elif not (doc.mentions or doc.relations):
+            continue  # a document without annotations has no line in a stand-off file
         text = doc.text
         for m in doc.mentions:
             if not 0 <= m.start < m.end <= len(text):
@@ -298,6 +309,64 @@ def _check_fields(pmid: str, row: list[str]) -> None:
             raise ValueError(f"document {pmid}: field {value!r} contains a tab or line break")
 
 
-def write_pubtator(documents: list[Document], path: str | Path) -> Path:
-    """Write ``documents`` to ``path`` in PubTator format, atomically; returns the path."""
-    return atomic_write_text(path, format_pubtator(documents))
+def write_pubtator(documents: list[Document], path: str | Path, *, texts: bool = True) -> Path:
+    """Write ``documents`` to ``path`` in PubTator format, atomically; returns the path. ``texts=False``
+    writes the stand-off form (annotation lines only; see the module docstring)."""
+    return atomic_write_text(path, format_pubtator(documents, texts=texts))
+
+
+def read_predictions(path: str | Path, gold: list[Document]) -> tuple[list[Document], list[str]]:
+    """``(documents, notes)`` of the prediction file ``path``, scored against the ``gold`` documents.
+
+    A file with title lines is read as any PubTator file (:func:`read_pubtator_with_notes`). A stand-off
+    file (annotation lines alone) gets its text from ``gold``: one predicted document per gold document,
+    in gold's order, holding the file's lines for that PMID. An annotation line whose PMID is not in gold,
+    whose span does not fit, or whose text column differs from the gold text at its offsets raises
+    :class:`~mernlib.errors.DataFormatError` naming the file and line; so does a stand-off file scored
+    against a gold file in which a PMID occurs twice (its lines could belong to either copy)."""
+    text = read_text(path).removeprefix(BOM)
+    source = str(path)
+    if any(_header(raw.rstrip("\r")) for raw in text.split("\n") if raw.strip()):
+        return parse_pubtator_with_notes(text, source)
+    documents = [
+        Document(pmid=d.pmid, title=d.title, abstract=d.abstract, source=source, index=i)
+        for i, d in enumerate(gold)
+    ]
+    by_pmid = {d.pmid: d for d in documents}
+    twice = len(by_pmid) < len(documents)
+    notes: list[str] = []
+
+    def fail(line_no: int, message: str):
+        return DataFormatError(source, line_no, message)
+
+    for line_no, raw in enumerate(text.split("\n"), start=1):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        pmid = cols[0].strip()
+        _check_pmid(pmid, line_no, fail)
+        if pmid not in by_pmid:
+            raise fail(
+                line_no,
+                f"PMID {pmid} is not a document of the gold file this stand-off file is scored against",
+            )
+        if twice:
+            raise fail(
+                line_no, "a stand-off file cannot be scored against a gold file that holds a PMID twice"
+            )
+        doc = by_pmid[pmid]
+        if len(cols) in (2, 3, 4, 5) and _RELATION_TYPE.fullmatch(cols[1]):
+            if cols[1] not in RELATION_TYPES or len(cols) != 4 or not cols[2].strip() or not cols[3].strip():
+                raise fail(line_no, f"not a relation line ({', '.join(RELATION_TYPES)}, two arguments)")
+            doc.relations.append(Relation(type=cols[1], arg1=cols[2].strip(), arg2=cols[3].strip()))
+            continue
+        mention = _parse_mention(cols, doc, line_no, fail, notes, True)
+        if "source_text" in mention.attrs:
+            raise fail(
+                line_no,
+                f"text column {mention.attrs['source_text']!r} differs from the gold text {mention.text!r} "
+                f"at {mention.start}-{mention.end} of PMID {pmid}: predicted on another text",
+            )
+        doc.mentions.append(mention)
+    return documents, notes

@@ -15,7 +15,7 @@ from mernlib import data, experiments
 from mernlib.cli import evaluate_files
 from mernlib.experiments import e2emern as experiment
 from mernlib.metrics import evaluate_documents
-from mernlib.pubtator import read_pubtator
+from mernlib.pubtator import read_predictions
 
 TINY = {"epochs": 1, "batch_size": 8, "max_length": 48}
 N_DOCS = 6
@@ -102,7 +102,7 @@ def test_pubtator_rescores_to_the_json_numbers(run):
     _, v = _only_run(out / "e2emern" / "sample.json")
     stored = v["standard_protocol"]["test"]
     gold = data.load_corpus("sample", "test")[:N_DOCS]
-    pred = read_pubtator(out / "e2emern" / "sample" / PRED)
+    pred, _ = read_predictions(out / "e2emern" / "sample" / PRED, gold)
     assert evaluate_documents(gold, pred)["protocols"] == stored["protocols"]
     assert (
         stored["protocols"]["ner-mention-strict"]["tp"] + stored["protocols"]["ner-mention-strict"]["fp"] > 0

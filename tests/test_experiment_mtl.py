@@ -217,15 +217,16 @@ def test_the_run_output_renamed_by_the_shared_normalizer(run):
     """Every run also scores its MER mentions with the normalizer's IDs (``with_normalizer``): same spans,
     a PubTator file that re-scores to the stored numbers; ``--only with-normalizer`` recomputes it."""
     from mernlib.experiments.mtl import prepare, standard_scores
-    from mernlib.pubtator import read_pubtator
+    from mernlib.pubtator import read_predictions
 
     out, result = run
     data = prepare("sample")
+    gold = data.documents["test"]
     for stored in result["runs"].values():
         named = stored["with_normalizer"]
-        pred = read_pubtator(named["predictions"])
+        pred, _ = read_predictions(named["predictions"], gold)
         assert standard_scores(data, "test", pred) == named["standard_protocol"]
-        own = read_pubtator(stored["predictions"]["combined"])
+        own, _ = read_predictions(stored["predictions"]["combined"], gold)
         assert [[(m.start, m.end) for m in d.mentions] for d in pred] == [
             [(m.start, m.end) for m in d.mentions] for d in own
         ]

@@ -11,6 +11,7 @@ from mernlib.pubtator import (
     format_pubtator,
     parse_pubtator,
     parse_pubtator_with_notes,
+    read_predictions,
     read_pubtator,
     read_pubtator_with_notes,
     title_lines,
@@ -105,6 +106,40 @@ def test_round_trip_inline(tmp_path):
     assert format_pubtator(again) == format_pubtator(docs)
     # NCBI classes are written back as the type
     assert "SpecificDisease" in path.read_text()
+
+
+def test_stand_off_predictions_take_their_text_from_gold(tmp_path):
+    """The kit stores predictions without the abstracts (results/ stays small); read against gold they are
+    the same documents, and a line that does not fit gold is an error naming the file and line."""
+    gold = parse(HEAD + "\n" + "222|t|Empty.\n222|a|No mention here.\n")
+    predicted = parse(
+        HEAD
+        + ann(111, 30, 39, "Cisplatin", "Chemical", "D002945")
+        + "\n222|t|Empty.\n222|a|No mention here.\n"
+    )
+    path = write_pubtator(predicted, tmp_path / "p.pubtator", texts=False)
+    assert path.read_text() == ann(111, 30, 39, "Cisplatin", "Chemical", "D002945") + "\n"
+    again, notes = read_predictions(path, gold)
+    assert_same(predicted, again)
+    assert notes == []
+    assert [d.text for d in again] == [d.text for d in gold]
+    # a full PubTator prediction file is read as it is
+    assert_same(predicted, read_predictions(write_pubtator(predicted, tmp_path / "full.txt"), gold)[0])
+    # an empty stand-off file: every gold document, none annotated
+    (tmp_path / "none.pubtator").write_text("")
+    assert [d.mentions for d in read_predictions(tmp_path / "none.pubtator", gold)[0]] == [[], []]
+    for line, message in [
+        (ann(333, 0, 3, "Ocu", "Disease", "-"), "PMID 333 is not a document of the gold file"),
+        (ann(111, 30, 39, "Cisplatim", "Chemical", "D002945"), "differs from the gold text 'Cisplatin'"),
+        (ann(111, 30, 99, "Cisplatin", "Chemical", "D002945"), "lies outside document 111"),
+        (ann(111, "XYZ", "D002945", "D014786"), "not a relation line"),
+    ]:
+        (tmp_path / "bad.pubtator").write_text("\n" + line)
+        with pytest.raises(DataFormatError, match=f"bad.pubtator:2: .*{message}"):
+            read_predictions(tmp_path / "bad.pubtator", gold)
+    # a gold file holding a PMID twice (GOOD): a stand-off line could belong to either copy
+    with pytest.raises(DataFormatError, match="holds a PMID twice"):
+        read_predictions(path, parse(GOOD))
 
 
 def assert_same(docs, again):

@@ -6,10 +6,20 @@ from mernlib.data import corpus_files
 from mernlib.experiments import e2emern, mtl
 from mernlib.metrics import evaluate_documents, men_document_prf, men_mention_prf
 from mernlib.paths import REPO_ROOT
-from mernlib.pubtator import read_pubtator
+from mernlib.pubtator import read_predictions, read_pubtator
 from mernlib.results import load_results
 
 RESULTS = REPO_ROOT / "results"
+MAX_PREDICTION_BYTES = 1 << 20
+
+
+def _predictions(path, gold):
+    """A stored prediction file read against ``gold``: stand-off (no text lines) and under 1 MiB, so
+    results/ stays small however many runs land."""
+    path = REPO_ROOT / path
+    assert "|t|" not in path.read_text(encoding="utf-8"), f"{path}: stored with its texts; write texts=False"
+    assert path.stat().st_size < MAX_PREDICTION_BYTES, f"{path}: {path.stat().st_size} bytes"
+    return read_predictions(path, gold)[0]
 
 
 def _runs(experiment, stored_runs=None):
@@ -25,7 +35,7 @@ def _runs(experiment, stored_runs=None):
 @pytest.mark.parametrize("corpus, run", list(_runs("mtl")))
 def test_mtl_outputs_rescore(real_corpora, corpus, run):
     gold = read_pubtator(corpus_files(corpus, real_corpora, ("test",))["test"])
-    pred = read_pubtator(REPO_ROOT / run["predictions"]["combined"])
+    pred = _predictions(run["predictions"]["combined"], gold)
     stored = run["test"]["standard_protocol"]
     again = evaluate_documents(gold, pred)["protocols"]
     assert again["ner-mention-strict"] == stored["ner-mention-strict"]
@@ -39,13 +49,13 @@ def test_mtl_outputs_renamed_by_the_normalizer_rescore(real_corpora, corpus, run
     """``--only with-normalizer``: the run's MER mentions with the shared normalizer's IDs."""
     gold = read_pubtator(corpus_files(corpus, real_corpora, ("test",))["test"])
     named = run["with_normalizer"]
-    pred = read_pubtator(REPO_ROOT / named["predictions"])
+    pred = _predictions(named["predictions"], gold)
     types = None if run["men_types"] == "all" else set(run["men_types"])
     stored = named["standard_protocol"]
     assert men_document_prf(gold, pred, types=types).as_dict()["f1"] == stored["men-document"]["f1"]
     assert men_mention_prf(gold, pred, types=types).as_dict()["f1"] == stored["men-mention"]["f1"]
     # the same mentions as the run's own output: only their concept IDs differ
-    own = read_pubtator(REPO_ROOT / run["predictions"]["combined"])
+    own = _predictions(run["predictions"]["combined"], gold)
     spans = lambda docs: [[(m.start, m.end, m.type) for m in d.mentions] for d in docs]  # noqa: E731
     assert spans(pred) == spans(own)
 
@@ -53,7 +63,7 @@ def test_mtl_outputs_renamed_by_the_normalizer_rescore(real_corpora, corpus, run
 @pytest.mark.parametrize("corpus, run", list(_runs("e2emern", e2emern.stored_runs)))
 def test_e2emern_outputs_rescore(real_corpora, corpus, run):
     gold = read_pubtator(corpus_files(corpus, real_corpora, ("test",))["test"])
-    pred = read_pubtator(REPO_ROOT / run["standard_protocol"]["predictions"])
+    pred = _predictions(run["standard_protocol"]["predictions"], gold)
     assert evaluate_documents(gold, pred)["protocols"] == run["standard_protocol"]["test"]["protocols"]
 
 
@@ -67,7 +77,7 @@ def test_annotate_outputs_rescore(real_corpora, scores):
 
     stored = json.loads(scores.read_text())
     gold = read_pubtator(corpus_files(scores.parent.name, real_corpora, ("test",))["test"])
-    pred = read_pubtator(REPO_ROOT / stored["predictions"])
+    pred = _predictions(stored["predictions"], gold)
     assert evaluate_documents(gold, pred)["protocols"] == stored["evaluation"]["protocols"]
 
 

@@ -489,7 +489,7 @@ def run_variant(
     from ..candidates import DictionaryNormalizer
     from ..encoders import encoder_name
     from ..metrics import evaluate_documents
-    from ..pubtator import read_pubtator, write_pubtator
+    from ..pubtator import read_predictions, write_pubtator
 
     started = time.time()
     model = new_model(data, settings, variant, seed=seed, progress=progress)
@@ -528,8 +528,10 @@ def run_variant(
     annotate_seconds = time.time() - t0
     at_k_select = evaluate_documents(data.documents["test"], annotation_documents(data, annotation, K_SELECT))
     normalizer_alone = evaluate_documents(data.documents["test"], annotation_documents(data, annotation, 1))
-    pubtator_path = write_pubtator(test_docs, prediction_file)
-    rescored = evaluate_documents(data.documents["test"], read_pubtator(pubtator_path))
+    pubtator_path = write_pubtator(test_docs, prediction_file, texts=False)
+    rescored = evaluate_documents(
+        data.documents["test"], read_predictions(pubtator_path, data.documents["test"])[0]
+    )
     # paper protocol: pairs from the test set's gold IDs + sampled negatives, weighted binary F1
     pairs = paper_protocol_pairs(data.spanned["test"], model.entity_names, PAPER_PROTOCOL_NEGATIVES, seed)
     paper = paper_protocol(model, pairs)

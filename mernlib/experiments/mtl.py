@@ -692,7 +692,7 @@ def with_normalizer(data: MTLData, combined: list[Document], normalizer, stem: P
 
     started = time.time()
     named = normalize_outputs(data, combined, normalizer)
-    path = write_pubtator(named, stem.with_name(stem.name + ".normalizer.pubtator"))
+    path = write_pubtator(named, stem.with_name(stem.name + ".normalizer.pubtator"), texts=False)
     described = normalizer.describe()
     return {
         "label": "MER mentions of the run, concept IDs from the shared normalizer (fitted on train + dev)",
@@ -712,7 +712,7 @@ def add_normalizer_scores(
     """``--only with-normalizer``: :func:`with_normalizer` for every run stored in
     ``results_dir/mtl/<corpus>.json`` (from its stored end-to-end PubTator), written back into each run.
     ``scale`` says which normalizer (its ``"normalizer"`` settings), not which runs: all are done."""
-    from ..pubtator import read_pubtator
+    from ..pubtator import read_predictions
     from ..results import result_path
     from . import scale_settings
 
@@ -726,7 +726,8 @@ def add_normalizer_scores(
     for run in runs:
         combined_file = Path(run["predictions"]["combined"])
         stem = combined_file.with_suffix("")
-        run["with_normalizer"] = with_normalizer(data, read_pubtator(combined_file), normalizer, stem)
+        combined, _ = read_predictions(combined_file, data.documents["test"])
+        run["with_normalizer"] = with_normalizer(data, combined, normalizer, stem)
         store_run(results_dir, corpus, run)
     return path
 
@@ -749,15 +750,23 @@ def store_run(results_dir, corpus: str, run: dict) -> Path:
 
 
 def stored_outputs(
-    corpus: str, row: str, seed: int = 13, results_dir=Path("results"), scale: str = "full", epochs: int = 20
+    corpus: str,
+    row: str,
+    seed: int = 13,
+    results_dir=Path("results"),
+    scale: str = "full",
+    epochs: int = 20,
+    data_dir=None,
 ):
     """The test-set outputs a reproduction run stored for ``row`` and ``seed`` (``combined``,
-    ``men_tags``), read back from its PubTator files; ``None`` when that run has not been made.
+    ``men_tags``), read back from its stand-off PubTator files with the texts of ``corpus``'s test set
+    (found in ``data_dir``, else ``MERNLIB_DATA``); ``None`` when that run has not been made.
 
     This is how the error-analysis notebook studies the very models of the results table without
     training them again.
     """
-    from ..pubtator import read_pubtator
+    from ..data import load_corpus
+    from ..pubtator import read_predictions
 
     stem = Path(results_dir) / "mtl" / corpus / output_stem(row, seed, scale, epochs)
     files = {
@@ -766,7 +775,8 @@ def stored_outputs(
     }
     if not all(f.exists() for f in files.values()):
         return None
-    return {name: read_pubtator(f) for name, f in files.items()}
+    gold = load_corpus(corpus, "test", data_dir)
+    return {name: read_predictions(f, gold)[0] for name, f in files.items()}
 
 
 def oov_subset_scores(
@@ -840,8 +850,8 @@ def reproduce(
     **overrides,
 ) -> list[Path]:
     """Train the Table 2 rows ``only`` (default :data:`DEFAULT_ROWS`) on ``corpus`` at ``scale`` and add
-    each as a run to ``results_dir/mtl/<corpus>.json`` (+ CSV), with its test outputs as PubTator files
-    beside it (``<corpus>/<row>-seed<S>.pubtator`` end to end, ``.men-tags.pubtator`` the MEN tags alone;
+    each as a run to ``results_dir/mtl/<corpus>.json`` (+ CSV), with its test outputs as stand-off
+    PubTator files (annotation lines alone: :func:`mernlib.pubtator.read_predictions`) beside it (``<corpus>/<row>-seed<S>.pubtator`` end to end, ``.men-tags.pubtator`` the MEN tags alone;
     a run at another scale or epoch count than the committed one adds ``-<scale>-e<epochs>`` to the name).
 
     Results accumulate: another seed or row adds to the file (:func:`mernlib.results.add_run`), so the
@@ -886,9 +896,9 @@ def reproduce(
             Path(results_dir) / "mtl" / corpus / output_stem(row, seed, scale, config.epochs, epochs is None)
         )
         files = {
-            "combined": write_pubtator(predictions["combined"], stem.with_suffix(".pubtator")),
+            "combined": write_pubtator(predictions["combined"], stem.with_suffix(".pubtator"), texts=False),
             "men_tags": write_pubtator(
-                predictions["men_tags"], stem.with_name(stem.name + ".men-tags.pubtator")
+                predictions["men_tags"], stem.with_name(stem.name + ".men-tags.pubtator"), texts=False
             ),
         }
         run = {
