@@ -187,7 +187,7 @@ def test_converged_rows_are_labelled_and_train_until_dev_stops(tmp_path):
     assert run["variant"] == "mtl-both-feedback-converged" and run["row"] == "mtl-both-feedback"
     assert run["training"] == "converged" and run["config"]["patience"] == 6
     (line,) = result["summary"]
-    assert line["paper_row"] == "MTL-MEN&MER_feedback + Bi-LSTM-CNNs-CRF (converged)"
+    assert line["paper_row"] == "MTL-MEN&MER_feedback + Bi-LSTM-CNNs-CRF (converged, Adam)"  # quick: Adam
     assert (tmp_path / "mtl" / "sample" / "mtl-both-feedback-converged-seed13-quick-e2.pubtator").exists()
 
 
@@ -209,8 +209,8 @@ def test_headline_is_the_version_dev_prefers(run):
         ]
         return {"corpus": "sample", "runs": {run_key(r): r for r in runs}}
 
-    assert "(converged)" not in experiment.headline(stored(0.73, 0.70))["model"]
-    assert "(converged)" in experiment.headline(stored(0.70, 0.73))["model"]
+    assert "(converged" not in experiment.headline(stored(0.73, 0.70))["model"]
+    assert "(converged" in experiment.headline(stored(0.70, 0.73))["model"]
 
 
 def test_the_run_output_renamed_by_the_shared_normalizer(run):

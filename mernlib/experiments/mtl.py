@@ -83,10 +83,17 @@ def split_variant(variant: str) -> tuple[str, bool]:
     return row, row != variant
 
 
-def variant_label(variant: str) -> str:
-    """The paper's name of the row, with ``(converged)`` for the kit's trained-to-convergence version."""
+OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
+
+
+def variant_label(variant: str, optimizers=()) -> str:
+    """The paper's name of the row, with ``(converged)`` for the kit's trained-to-convergence version
+    (``(converged, SGD)`` when its runs' ``optimizers`` are given: two converged trainings, one line each)."""
     row, converged = split_variant(variant)
-    return ROWS[row][0] + (" (converged)" if converged else "")
+    if not converged:
+        return ROWS[row][0]
+    names = ", ".join(OPTIMIZER_NAMES.get(o, o) for o in sorted(set(optimizers)))
+    return ROWS[row][0] + (f" (converged, {names})" if names else " (converged)")
 
 
 TITLE = "Multi-task MER + MEN with explicit feedback (Zhao et al., AAAI 2019)"
@@ -994,7 +1001,7 @@ def summarize(runs, paper_rows: dict | None = None) -> list[dict]:
         }
         line = {
             "row": row,
-            "paper_row": variant_label(row),
+            "paper_row": variant_label(row, [r["config"].get("optimizer", "?") for r in row_runs]),
             "scale": scale,
             "seeds": [r["seed"] for r in row_runs],
             "epochs": epochs,
