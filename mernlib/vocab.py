@@ -150,8 +150,18 @@ class CharVocab(Vocab):
             vocab.add(ch, normalized=True)
         return vocab
 
+    def add(self, token: str, normalized: bool = False) -> int:
+        self._words = {}  # a new character may change a memoised word
+        return super().add(token, normalized)
+
     def encode_word(self, word: str) -> list[int]:
-        return [self.stoi.get(c, UNK) for c in word]
+        """The ids of ``word``'s characters, memoised: a corpus repeats its words, and the batches are
+        encoded again every epoch. The list is shared: read it, do not change it."""
+        memo = self.__dict__.setdefault("_words", {})
+        ids = memo.get(word)
+        if ids is None:
+            ids = memo[word] = [self.stoi.get(c, UNK) for c in word]
+        return ids
 
 
 class TagVocab:
@@ -266,32 +276,40 @@ def encode_batch(
     lengths = [len(s) for s in sentences]
     if min(lengths) == 0:
         raise ValueError(f"sentence {lengths.index(0)} of the batch is empty")
+    # Every token's ids are gathered into one flat list and scattered into the padded tensors with a single
+    # indexed assignment: a tensor per token (the obvious loop) cost 8% of an MTL training epoch.
     B, T = len(sentences), max(lengths)
+    lengths_t = torch.tensor(lengths, dtype=torch.long)
+    mask = torch.arange(T).unsqueeze(0) < lengths_t.unsqueeze(1)
+    tokens = [tok for sent in sentences for tok in sent]
+    rows = torch.arange(B).repeat_interleave(lengths_t)  # the sentence of each flat token
+    cols = torch.arange(len(tokens)) - (lengths_t.cumsum(0) - lengths_t).repeat_interleave(lengths_t)
     words = torch.zeros(B, T, dtype=torch.long)
-    mask = torch.zeros(B, T, dtype=torch.bool)
-    for b, sent in enumerate(sentences):
-        words[b, : len(sent)] = torch.tensor(vocab.encode(sent), dtype=torch.long)
-        mask[b, : len(sent)] = True
+    words[rows, cols] = torch.tensor(vocab.encode(tokens), dtype=torch.long)
     chars = None
     if char_vocab is not None:
-        W = max(len(tok) for sent in sentences for tok in sent)
+        W = max(len(tok) for tok in tokens)
         W = max(1, W if max_word_len is None else min(W, max_word_len))
+        char_ids = [char_vocab.encode_word(tok[:W]) or [UNK] for tok in tokens]
+        n_chars = torch.tensor([len(ids) for ids in char_ids], dtype=torch.long)
+        position = torch.arange(int(n_chars.sum())) - (n_chars.cumsum(0) - n_chars).repeat_interleave(n_chars)
         chars = torch.zeros(B, T, W, dtype=torch.long)
-        for b, sent in enumerate(sentences):
-            for t, tok in enumerate(sent):
-                ids = char_vocab.encode_word(tok[:W]) or [UNK]
-                chars[b, t, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        chars[rows.repeat_interleave(n_chars), cols.repeat_interleave(n_chars), position] = torch.tensor(
+            [i for ids in char_ids for i in ids], dtype=torch.long
+        )
     tag_tensors: dict[str, torch.Tensor] = {}
     for task, seqs in (tags or {}).items():
         if tag_vocabs is None or task not in tag_vocabs:
             raise KeyError(f"no TagVocab for task {task!r}")
         if len(seqs) != B:
             raise ValueError(f"task {task!r}: {len(seqs)} tag sequences for {B} sentences")
-        out = torch.zeros(B, T, dtype=torch.long)
         for b, seq in enumerate(seqs):
             if len(seq) != lengths[b]:
                 raise ValueError(f"task {task!r}, sentence {b}: {len(seq)} tags for {lengths[b]} tokens")
-            out[b, : len(seq)] = torch.tensor(tag_vocabs[task].encode(seq, train=train), dtype=torch.long)
+        out = torch.zeros(B, T, dtype=torch.long)
+        out[rows, cols] = torch.tensor(
+            tag_vocabs[task].encode([tag for seq in seqs for tag in seq], train=train), dtype=torch.long
+        )
         tag_tensors[task] = out
     return Batch(words, mask, torch.tensor(lengths, dtype=torch.long), chars, tag_tensors, index)
 

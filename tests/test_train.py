@@ -127,6 +127,22 @@ def test_encode_batch_and_buckets():
     assert b.words.shape == (3, 3) and b.chars.shape == (3, 3, 3) and b.tags["mer"].shape == (3, 3)
     assert b.mask.tolist() == [[True, True, False], [True, False, False], [True, True, True]]
     assert b.chars[0, 1].tolist() == c.encode_word("bcd") and b.chars[1, 1].tolist() == [0, 0, 0]
+    # the flat scatter puts every id where the one-token-at-a-time definition puts it
+    sents = [["Ab", "unseen-ü", "x"], ["longestword"], ["q", "r"]]
+    tags = [["B-X", "I-X", "O"], ["O"], ["O", "B-X"]]
+    b = encode_batch(sents, v, c, {"mer": tags}, {"mer": tv}, train=False, max_word_len=5)
+    for i, sent in enumerate(sents):
+        assert b.lengths[i] == len(sent) and b.mask[i].sum() == len(sent)
+        assert b.words[i, : len(sent)].tolist() == v.encode(sent) and not b.words[i, len(sent) :].any()
+        assert b.tags["mer"][i, : len(sent)].tolist() == tv.encode(tags[i])
+        for t, tok in enumerate(sent):
+            ids = c.encode_word(tok[:5])
+            assert b.chars[i, t].tolist() == ids + [0] * (5 - len(ids))
+        assert not b.chars[i, len(sent) :].any()
+    # a character added to the vocabulary after a word was memoised changes that word's ids
+    before = c.encode_word("Az")
+    c.add("z")
+    assert c.encode_word("Az") == [before[0], c.stoi["z"]] != before
 
     lengths = [5, 1, 9, 3, 3, 7, 2, 8, 4, 6] * 3
     one = length_bucketed_batches(lengths, 4, shuffle=True, generator=7)
