@@ -1,4 +1,4 @@
-"""Command line: ``python -m mernlib {stats,evaluate,run,reproduce,table,strip,train,annotate}``.
+"""Command line: ``python -m mernlib {stats,evaluate,run,reproduce,table,strip,train,retrieval-floor,annotate}``.
 
 ``stats`` and ``evaluate`` are the kit's equivalent of the BioCreative evaluation kit; both print one
 JSON object (with the ``notes`` of anything the reader repaired) and exit with status 2 and a one-line
@@ -9,7 +9,8 @@ file, a damaged line, a prediction whose text is not the gold text (the line of 
 
 ``train pipeline`` trains a tagger + normalizer on a corpus and saves the folder with its card
 (:mod:`mernlib.pipeline`); ``train best`` the same with the kit's own system
-(:func:`mernlib.pipeline.best_config`); ``annotate`` applies a saved pipeline to PubTator, BioC JSON or plain text
+(:func:`mernlib.pipeline.best_config`); ``retrieval-floor`` gives a saved pipeline the floor ``train best``
+chooses on dev (:func:`mernlib.pipeline.add_retrieval_floor`); ``annotate`` applies a saved pipeline to PubTator, BioC JSON or plain text
 (:mod:`mernlib.annotate`), with the same promise for bad input: exit 2 and one line ``path:line: message``.
 """
 
@@ -201,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = sub.add_parser(
+        "retrieval-floor",
+        help="choose a saved pipeline's retrieval floor on dev, without training it again",
+        description="Annotate dev with a normalizer fitted on train, choose the retrieval floor with the "
+        "best men-document F1 (mernlib.pipeline.choose_retrieval_floor), score test once with the saved "
+        "normalizer and that floor, and rewrite the folder's card (old scores kept as scores_without_floor) "
+        "and its copy RESULTS_DIR/models/<folder name>.json.",
+    )
+    p.add_argument("--model", required=True, help="the pipeline's folder")
+    p.add_argument("--data-dir", default=None, help="folder holding the corpora (default: $MERNLIB_DATA)")
+    p.add_argument("--results-dir", default="results", help="where the card's copy goes, under models/")
+
+    p = sub.add_parser(
         "annotate",
         help="find and normalize mentions in your own abstracts with a saved pipeline",
         description="Annotate PubTator, BioC JSON or plain text (one document per blank-line-separated "
@@ -387,6 +400,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(text)
         elif args.command == "train":
             _train(args)
+        elif args.command == "retrieval-floor":
+            from .pipeline import add_retrieval_floor
+            from .report import write_json
+
+            pipeline = add_retrieval_floor(args.model, args.data_dir, log=print)
+            copy = write_json(
+                pipeline.card, Path(args.results_dir) / "models" / f"{Path(args.model).name}.json"
+            )
+            floor = pipeline.card["retrieval_floor"]
+            print(f"floor {floor['value']} (dev men-document F1 by floor: {floor['dev_men_document_f1']})")
+            test = pipeline.card["scores"]["test"]["protocols"]
+            print(
+                "test F1: " + ", ".join(f"{p} {v['f1']:.4f}" for p, v in test.items()) + f"; card copy {copy}"
+            )
         elif args.command == "annotate":
             if args.workers < 1:
                 raise ValueError(f"--workers must be at least 1, not {args.workers}")

@@ -56,6 +56,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import random
 import re
@@ -884,16 +885,22 @@ class Normalizer:
 
     # -- public API ---------------------------------------------------------------------------------
 
-    def normalize(self, documents: Iterable[Document]) -> list[Document]:
+    def normalize(
+        self, documents: Iterable[Document], min_retrieval_score: float | None = None
+    ) -> list[Document]:
         """Copies of ``documents`` in which every mention's ``concept`` is the predicted concept string
         (several IDs joined by ``|`` for a composite mention; ``-1`` where training says NIL; spans,
-        types and the input documents untouched)."""
+        types and the input documents untouched). A mention named by retrieval alone (no lookup found
+        it) keeps its best retrieval score in ``attrs["retrieval_score"]``; with ``min_retrieval_score``
+        the mentions scoring below it are left out (:func:`drop_weak_mentions`)."""
         docs = copy.deepcopy(list(documents))
         items = [(m.text, m.type, d) for d in docs for m in d.mentions]
         flat = [m for d in docs for m in d.mentions]
         for m, res in zip(flat, self.resolve_batch(items), strict=True):
             m.concept = res.concept
-        return docs
+            if res.stage == "retrieval" and res.candidates:
+                m.attrs["retrieval_score"] = float(res.candidates[0][1])
+        return docs if min_retrieval_score is None else drop_weak_mentions(docs, min_retrieval_score)
 
     def normalize_mention(
         self, mention_text: str, document: Document | None = None, mention_type: str | None = None
@@ -1084,6 +1091,23 @@ def _forms_digest(forms: Sequence[tuple[str, str]]) -> str:
     return hashlib.sha256(json.dumps([list(f) for f in forms], ensure_ascii=False).encode()).hexdigest()
 
 
+def drop_weak_mentions(documents: Iterable[Document], floor: float | None) -> list[Document]:
+    """Copies of normalized ``documents`` without the mentions that only retrieval could name, and that
+    with a best score (``attrs["retrieval_score"]``, set by :meth:`Normalizer.normalize`) below ``floor``
+    (``None``: all kept). Why a normalizer may veto a mention: a tagger's false positive is rarely a
+    training mention or a concept name, so it falls through to retrieval, where it matches nothing well;
+    document-level concept F1 counts every such mention as a wrong concept. The annotation pipeline
+    chooses the floor on dev (:func:`mernlib.pipeline.choose_retrieval_floor`)."""
+    out = []
+    for doc in documents:
+        kept = copy.copy(doc)
+        kept.mentions = [
+            m for m in doc.mentions if floor is None or m.attrs.get("retrieval_score", math.inf) >= floor
+        ]
+        out.append(kept)
+    return out
+
+
 __all__ = [
     "DenseRetriever",
     "LOOKUP_LEVELS",
@@ -1093,6 +1117,7 @@ __all__ = [
     "Resolution",
     "SAVE_FORMAT",
     "composite_parts",
+    "drop_weak_mentions",
     "encode_texts",
     "lookup_keys",
     "rule_words",

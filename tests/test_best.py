@@ -4,13 +4,19 @@ back to the same annotations."""
 
 import pytest
 
+from mernlib.corpus import Document, Mention
+from mernlib.normalize import drop_weak_mentions
 from mernlib.pipeline import (
     OWN_IOB_DATASETS,
+    RETRIEVAL_FLOORS,
+    add_retrieval_floor,
     auxiliary_names,
     best_config,
+    choose_retrieval_floor,
     config_for,
     load_model,
     quick_best_config,
+    quick_config,
     train_pipeline,
 )
 
@@ -27,6 +33,7 @@ def test_same_type_auxiliaries_never_include_the_corpus_itself():
 def test_best_config_is_the_pipeline_plus_sharing():
     config = best_config(7)
     assert (config.name, config.auxiliary, config.seed) == ("best", "same-type", 7)
+    assert config.retrieval_floor == "dev" and config_for("full", 7).retrieval_floor is None
     assert not config.tagger.use_type_level and config.tagger.fine_tune_epochs == 1
     assert config_for("full", 7, 2, system="best").tagger.epochs == 2
     assert config_for("full", 7).name == "pipeline" and config_for("full", 7).auxiliary == ()
@@ -52,6 +59,18 @@ def test_quick_best_trains_with_its_auxiliaries_and_round_trips(tmp_path, sample
     assert best.tagger.dataset_names[0] == "sample" and best.dataset == "sample"
     loaded = load_model(folder)
     assert loaded.card["tagger"]["auxiliary"] == aux
+    # the retrieval floor was chosen on dev, is the one the dev scores were made with, and loads back
+    floor = card["retrieval_floor"]
+    assert (
+        floor["value"] in RETRIEVAL_FLOORS
+        and loaded.retrieval_floor == best.retrieval_floor == floor["value"]
+    )
+    dev_f1 = card["scores"]["dev"]["protocols"]["men-document"]["f1"]
+    assert (
+        floor["dev_men_document_f1"][str(floor["value"])]
+        == round(dev_f1, 4)
+        == max(floor["dev_men_document_f1"].values())
+    )
     texts = sample_documents["test"][:5]
     spans = lambda docs: [[(m.start, m.end, m.type, m.concept) for m in d.mentions] for d in docs]  # noqa: E731
     assert spans(loaded.annotate(texts)) == spans(best.annotate(texts))
@@ -100,3 +119,46 @@ def test_compare_cards_puts_dev_before_test():
     keys = list(row)
     assert keys.index("dev NER F1") < keys.index("test NER F1")
     assert row["test men-document F1"] == round(card["scores"]["test"]["protocols"]["men-document"]["f1"], 4)
+
+
+def _doc(pmid, *mentions):
+    text = "aaaa bbbb cccc dddd"
+    doc = Document(pmid, text, "")
+    for start, concept, score in mentions:
+        attrs = {} if score is None else {"retrieval_score": score}
+        doc.mentions.append(Mention(start, start + 4, text[start : start + 4], "Disease", concept, attrs))
+    return doc
+
+
+def test_a_floor_drops_only_weak_retrieval_mentions_and_dev_chooses_it():
+    named = [_doc("1", (0, "D1", None), (5, "D2", 0.62), (10, "D3", 0.91))]
+    kept = lambda docs: [m.concept for d in docs for m in d.mentions]  # noqa: E731
+    assert kept(drop_weak_mentions(named, None)) == ["D1", "D2", "D3"]
+    assert kept(drop_weak_mentions(named, 0.7)) == ["D1", "D3"]  # a lookup's mention is never dropped
+    assert kept(drop_weak_mentions(named, 0.95)) == ["D1"]
+    assert kept(named) == ["D1", "D2", "D3"]  # copies: the input keeps its mentions
+    # D2 is a spurious concept: the lowest floor that drops it and keeps D3 wins
+    gold = [_doc("1", (0, "D1", None), (10, "D3", None))]
+    floor, record = choose_retrieval_floor(named, gold)
+    assert floor == 0.65 and record["value"] == 0.65
+    assert record["dev_men_document_f1"]["None"] == 0.8 and record["dev_men_document_f1"]["0.65"] == 1.0
+    # nothing to gain: no floor (a floor must earn its place)
+    assert choose_retrieval_floor(gold, gold)[0] is None
+
+
+def test_a_saved_pipeline_gets_its_floor_without_training_again(tmp_path, sample_documents):
+    import json
+
+    import torch
+
+    torch.set_num_threads(1)
+    folder = tmp_path / "plain"
+    plain = train_pipeline("sample", config=quick_config(13, epochs=1), model_dir=folder, progress=False)
+    assert plain.retrieval_floor is None and "retrieval_floor" not in plain.card
+    floored = add_retrieval_floor(folder)
+    card = json.loads((folder / "card.json").read_text())
+    assert card["scores_without_floor"] == json.loads(json.dumps(plain.card["scores"]))
+    assert card["retrieval_floor"]["value"] == floored.retrieval_floor == load_model(folder).retrieval_floor
+    assert card["retrieval_floor"]["provenance"]["git_commit"]
+    if floored.retrieval_floor is None:  # the same protocol, the same normalizers: the same numbers
+        assert card["scores"] == card["scores_without_floor"]
