@@ -937,8 +937,8 @@ def card_scores(card: dict) -> list[dict]:
 
 def compare_cards(cards: Sequence[dict]) -> list[dict]:
     """One row per model card, side by side (notebook 07, the README): the system, its corpus, what the
-    tagger learned from (auxiliary datasets; whether the fine-tuning stage was kept), the best epoch, and
-    the overall F1 of ``ner-mention-strict`` and ``men-document`` on dev, then test."""
+    tagger learned from (auxiliary datasets; whether the fine-tuning stage was kept), the best epoch, the
+    retrieval floor, and the overall F1 of ``ner-mention-strict`` and ``men-document`` on dev, then test."""
     rows = []
     for card in cards:
         aux = card.get("tagger", {}).get("auxiliary") or {}
@@ -949,6 +949,7 @@ def compare_cards(cards: Sequence[dict]) -> list[dict]:
             "auxiliary datasets": ", ".join(aux.get("datasets", {})) or "—",
             "fine-tuning kept": {True: "yes", False: "no"}.get(tuning.get("kept"), "—"),
             "best epoch": card["tagger"].get("best_epoch"),
+            "retrieval floor": (card.get("retrieval_floor") or {}).get("value") or "—",
         }
         for split in ("dev", "test"):
             protocols = card["scores"][split]["protocols"]
@@ -983,7 +984,8 @@ def headline(card: dict) -> dict:
     parts = [card["tagger"]["encoder"].split(" ")[0].removeprefix("all-") + " + CRF"]
     if aux.get("datasets"):
         parts.append("+ " + ", ".join(aux["datasets"]))
-    parts.append(f"normalizer (seed {card['seed']})")
+    floor = (card.get("retrieval_floor") or {}).get("value")
+    parts.append(f"normalizer{f', retrieval floor {floor}' if floor else ''} (seed {card['seed']})")
     return {
         "paper": SYSTEM_TITLES.get(system, system),
         "corpus": corpus,
