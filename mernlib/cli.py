@@ -291,11 +291,17 @@ def _train(args) -> None:
             log=tqdm.write,
         )
         card_copy = write_json(pipeline.card, results_dir / "models" / f"{name}.json")
-        test = pipeline.card["scores"]["test"]["protocols"]
         print(f"wrote {model_dir} (card: {model_dir / 'card.json'}, copy: {card_copy})")
-        print("test F1: " + ", ".join(f"{p} {v['f1']:.4f}" for p, v in test.items()))
+        print(_test_f1(pipeline.card))
         if pipeline.card.get("note"):
             print(f"({pipeline.card['note']})")
+
+
+def _test_f1(card: dict) -> str:
+    """The model card's overall test F1 per protocol, in one line."""
+    return "test F1: " + ", ".join(
+        f"{p} {v['f1']:.4f}" for p, v in card["scores"]["test"]["protocols"].items()
+    )
 
 
 ALL_TRAIN_CORPORA = ("ncbi-disease", "bc5cdr")
@@ -410,10 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             floor = pipeline.card["retrieval_floor"]
             print(f"floor {floor['value']} (dev men-document F1 by floor: {floor['dev_men_document_f1']})")
-            test = pipeline.card["scores"]["test"]["protocols"]
-            print(
-                "test F1: " + ", ".join(f"{p} {v['f1']:.4f}" for p, v in test.items()) + f"; card copy {copy}"
-            )
+            print(f"{_test_f1(pipeline.card)}; card copy {copy}")
         elif args.command == "annotate":
             if args.workers < 1:
                 raise ValueError(f"--workers must be at least 1, not {args.workers}")

@@ -449,8 +449,7 @@ class AnnotationPipeline:
         with transformers_bars_off():
             tagger = HSTTagger.load(directory / "tagger", map_location)
             normalizer = Normalizer.load(directory / "normalizer", progress=False)
-        floor = (card.get("retrieval_floor") or {}).get("value")
-        return cls(tagger, normalizer, card.get("tagger", {}).get("dataset"), card, floor)
+        return cls(tagger, normalizer, card.get("tagger", {}).get("dataset"), card, card_floor(card))
 
 
 @contextmanager
@@ -646,6 +645,11 @@ def choose_retrieval_floor(named_dev: list[Document], gold_dev: list[Document], 
     }
 
 
+def card_floor(card: dict) -> float | None:
+    """The retrieval floor a model card records (``None``: none, or a card made before floors existed)."""
+    return (card.get("retrieval_floor") or {}).get("value")
+
+
 def score_pipeline(
     tagger, dataset_name: str, splits, base, normalizer_config, floor=None, normalizer=None, log=None
 ):
@@ -680,7 +684,7 @@ def add_retrieval_floor(
 ) -> AnnotationPipeline:
     """Give a saved pipeline the retrieval floor chosen on dev (:func:`choose_retrieval_floor`) without
     training its tagger again, and score it by the protocol of :func:`score_pipeline` with the saved
-    train + dev normalizer (``python -m mernlib train floor --model DIR``). The card's ``scores`` become
+    train + dev normalizer (``python -m mernlib retrieval-floor --model DIR``). The card's ``scores`` become
     those at the chosen floor; the previous ones are kept as ``scores_without_floor``, and
     ``retrieval_floor["provenance"]`` says which commit and command chose it. The folder's card is
     rewritten; tagger and normalizer are not touched."""
@@ -949,7 +953,7 @@ def compare_cards(cards: Sequence[dict]) -> list[dict]:
             "auxiliary datasets": ", ".join(aux.get("datasets", {})) or "—",
             "fine-tuning kept": {True: "yes", False: "no"}.get(tuning.get("kept"), "—"),
             "best epoch": card["tagger"].get("best_epoch"),
-            "retrieval floor": (card.get("retrieval_floor") or {}).get("value") or "—",
+            "retrieval floor": card_floor(card) or "—",
         }
         for split in ("dev", "test"):
             protocols = card["scores"][split]["protocols"]
@@ -984,7 +988,7 @@ def headline(card: dict) -> dict:
     parts = [card["tagger"]["encoder"].split(" ")[0].removeprefix("all-") + " + CRF"]
     if aux.get("datasets"):
         parts.append("+ " + ", ".join(aux["datasets"]))
-    floor = (card.get("retrieval_floor") or {}).get("value")
+    floor = card_floor(card)
     parts.append(f"normalizer{f', floor {floor}' if floor else ''} (seed {card['seed']})")
     return {
         "paper": SYSTEM_TITLES.get(system, system),

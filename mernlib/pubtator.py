@@ -146,20 +146,8 @@ def parse_pubtator_with_notes(
             raise fail(line_no, f"annotation line for PMID {shown} inside document {current.pmid}")
         if not annotations:  # the text alone is wanted: the line's content is not read
             continue
-        # a word in the second column marks a relation; with 6+ columns it is a mention with a bad offset
-        if len(cols) in (2, 3, 4, 5) and _RELATION_TYPE.fullmatch(cols[1]):
-            if cols[1] not in RELATION_TYPES:
-                raise fail(
-                    line_no,
-                    f"column 2 is {cols[1]!r}: not a start offset (mention lines are PMID, start, end, "
-                    f"text, type, IDs) and not a relation type ({', '.join(RELATION_TYPES)})",
-                )
-            if len(cols) != 4:
-                raise fail(line_no, f"relation line has {len(cols)} tab-separated columns, expected 4")
-            arg1, arg2 = cols[2].strip(), cols[3].strip()
-            if not arg1 or not arg2:
-                raise fail(line_no, f"{cols[1]} relation line with an empty argument")
-            current.relations.append(Relation(type=cols[1], arg1=arg1, arg2=arg2))
+        if _is_relation(cols):
+            current.relations.append(_parse_relation(cols, line_no, fail))
             continue
         current.mentions.append(_parse_mention(cols, current, line_no, fail, notes, collapse_ncbi_classes))
 
@@ -181,6 +169,27 @@ def parse_pubtator_texts(text: str, source: str = "<string>") -> list[Document]:
     first column is that document's PMID), a blank line ends it. A break of that structure raises
     :class:`~mernlib.errors.DataFormatError` naming the line."""
     return parse_pubtator_with_notes(text, source, annotations=False)[0]
+
+
+def _is_relation(cols) -> bool:
+    """A word in the second column marks a relation line; with 6+ columns it is a mention with a bad offset."""
+    return len(cols) in (2, 3, 4, 5) and bool(_RELATION_TYPE.fullmatch(cols[1]))
+
+
+def _parse_relation(cols, line_no: int, fail) -> Relation:
+    """One relation line (already split on tabs, :func:`_is_relation`) as a :class:`Relation`."""
+    if cols[1] not in RELATION_TYPES:
+        raise fail(
+            line_no,
+            f"column 2 is {cols[1]!r}: not a start offset (mention lines are PMID, start, end, text, type, "
+            f"IDs) and not a relation type ({', '.join(RELATION_TYPES)}): not a mention line, not a relation line",
+        )
+    if len(cols) != 4:
+        raise fail(line_no, f"relation line has {len(cols)} tab-separated columns, expected 4")
+    arg1, arg2 = cols[2].strip(), cols[3].strip()
+    if not arg1 or not arg2:
+        raise fail(line_no, f"{cols[1]} relation line with an empty argument")
+    return Relation(type=cols[1], arg1=arg1, arg2=arg2)
 
 
 def _parse_mention(cols, doc: Document, line_no: int, fail, notes: list[str], collapse: bool) -> Mention:
@@ -356,10 +365,8 @@ def read_predictions(path: str | Path, gold: list[Document]) -> tuple[list[Docum
                 line_no, "a stand-off file cannot be scored against a gold file that holds a PMID twice"
             )
         doc = by_pmid[pmid]
-        if len(cols) in (2, 3, 4, 5) and _RELATION_TYPE.fullmatch(cols[1]):
-            if cols[1] not in RELATION_TYPES or len(cols) != 4 or not cols[2].strip() or not cols[3].strip():
-                raise fail(line_no, f"not a relation line ({', '.join(RELATION_TYPES)}, two arguments)")
-            doc.relations.append(Relation(type=cols[1], arg1=cols[2].strip(), arg2=cols[3].strip()))
+        if _is_relation(cols):
+            doc.relations.append(_parse_relation(cols, line_no, fail))
             continue
         mention = _parse_mention(cols, doc, line_no, fail, notes, True)
         if "source_text" in mention.attrs:

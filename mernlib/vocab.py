@@ -283,7 +283,7 @@ def encode_batch(
     mask = torch.arange(T).unsqueeze(0) < lengths_t.unsqueeze(1)
     tokens = [tok for sent in sentences for tok in sent]
     rows = torch.arange(B).repeat_interleave(lengths_t)  # the sentence of each flat token
-    cols = torch.arange(len(tokens)) - (lengths_t.cumsum(0) - lengths_t).repeat_interleave(lengths_t)
+    cols = _positions_within(lengths_t)
     words = torch.zeros(B, T, dtype=torch.long)
     words[rows, cols] = torch.tensor(vocab.encode(tokens), dtype=torch.long)
     chars = None
@@ -292,11 +292,10 @@ def encode_batch(
         W = max(1, W if max_word_len is None else min(W, max_word_len))
         char_ids = [char_vocab.encode_word(tok[:W]) or [UNK] for tok in tokens]
         n_chars = torch.tensor([len(ids) for ids in char_ids], dtype=torch.long)
-        position = torch.arange(int(n_chars.sum())) - (n_chars.cumsum(0) - n_chars).repeat_interleave(n_chars)
         chars = torch.zeros(B, T, W, dtype=torch.long)
-        chars[rows.repeat_interleave(n_chars), cols.repeat_interleave(n_chars), position] = torch.tensor(
-            [i for ids in char_ids for i in ids], dtype=torch.long
-        )
+        chars[
+            rows.repeat_interleave(n_chars), cols.repeat_interleave(n_chars), _positions_within(n_chars)
+        ] = torch.tensor([i for ids in char_ids for i in ids], dtype=torch.long)
     tag_tensors: dict[str, torch.Tensor] = {}
     for task, seqs in (tags or {}).items():
         if tag_vocabs is None or task not in tag_vocabs:
@@ -311,7 +310,12 @@ def encode_batch(
             tag_vocabs[task].encode([tag for seq in seqs for tag in seq], train=train), dtype=torch.long
         )
         tag_tensors[task] = out
-    return Batch(words, mask, torch.tensor(lengths, dtype=torch.long), chars, tag_tensors, index)
+    return Batch(words, mask, lengths_t, chars, tag_tensors, index)
+
+
+def _positions_within(lengths: torch.Tensor) -> torch.Tensor:
+    """For groups of ``lengths`` laid end to end, each item's position in its group: [2, 3] -> [0 1 0 1 2]."""
+    return torch.arange(int(lengths.sum())) - (lengths.cumsum(0) - lengths).repeat_interleave(lengths)
 
 
 def length_bucketed_batches(
