@@ -31,7 +31,7 @@ def run(tmp_path_factory):
 def test_runs_accumulate_per_row_and_seed(run):
     out, result = run
     assert result["experiment"] == "mtl" and result["corpus"] == "sample"
-    encoder = "encoder=Bi-LSTM-CNNs (word2vec 50-d trained in the kit)"
+    encoder = "encoder=Bi-LSTM-CNNs (word2vec skip-gram 50-d trained in the kit)"
     assert sorted(result["runs"]) == [
         f"bilstm-cnns-crf|seed=13|scale=quick|epochs=1|{encoder}",
         f"mtl-both-feedback|seed=13|scale=quick|epochs=1|{encoder}",
@@ -176,6 +176,7 @@ def test_converged_rows_are_labelled_and_train_until_dev_stops(tmp_path):
     assert experiment.output_stem("mtl-converged", 13, "full", 40) == "mtl-converged-seed13-full-e40"
     assert experiment.output_stem("mtl-converged", 13, "full", 20) == "mtl-converged-seed13-full-e20"
     assert experiment.output_stem("mtl", 13, "full", 20) == "mtl-seed13"
+    assert experiment.output_stem("mtl", 13, vectors="skip-gram 50-d") == "mtl-seed13-skip-gram-50d"
     # a stored converged run: its own summary line, the paper's numbers beside it, and the headline
     # prefers it to the paper-trained row
     torch.set_num_threads(1)
@@ -188,7 +189,8 @@ def test_converged_rows_are_labelled_and_train_until_dev_stops(tmp_path):
     assert run["training"] == "converged" and run["config"]["patience"] == 6
     (line,) = result["summary"]
     assert line["paper_row"] == "MTL-MEN&MER_feedback + Bi-LSTM-CNNs-CRF (converged, Adam)"  # quick: Adam
-    assert (tmp_path / "mtl" / "sample" / "mtl-both-feedback-converged-seed13-quick-e2.pubtator").exists()
+    stem = "mtl-both-feedback-converged-seed13-quick-e2-skip-gram-50d"
+    assert (tmp_path / "mtl" / "sample" / f"{stem}.pubtator").exists()
 
 
 def test_headline_is_the_version_dev_prefers(run):

@@ -102,6 +102,7 @@ README_COLUMNS = (
     "paper_row",
     "scale",
     "epochs",
+    "vectors",
     "seeds",
     "mer_f1_paper_protocol",
     "men_f1_paper_protocol",
@@ -174,14 +175,17 @@ def word_vectors(
     dim: int = 50,
     seed: int = 13,
     epochs: int = 5,
-    sg: int = 0,
+    sg: int = 1,
     window: int = 5,
     min_count: int = 1,
 ):
     """word2vec vectors trained in the kit (gensim, ``workers=1`` for determinism), cached on disk.
 
-    ``sg=0`` is CBOW, ``sg=1`` skip-gram. The training text never holds a test split of any corpus
-    (:func:`mernlib.data.embedding_training_text`). Returns ``(KeyedVectors, info)``.
+    ``sg=0`` is CBOW, ``sg=1`` skip-gram. The defaults are what dev chose: skip-gram 50-d had the best dev
+    MER F1 of :data:`WORD_VECTOR_CHOICES` on NCBI (0.851, against 0.824 for the CBOW 50-d vectors the first
+    rows used; ``results/mtl/studies/word-vectors-ncbi-disease.json``). The training text never holds a
+    test split of any corpus (:func:`mernlib.data.embedding_training_text`). Returns ``(KeyedVectors, info)``
+    and ``info["name"]`` says which vectors in a few words (``"skip-gram 50-d"``).
     """
     from gensim.models import KeyedVectors
 
@@ -198,15 +202,17 @@ def word_vectors(
     path = cache / f"{kind}-{dim}d-{key}.kv"
     info_path = path.with_suffix(".json")
     if path.exists() and info_path.exists():
-        return KeyedVectors.load(str(path)), json.loads(info_path.read_text())
+        return KeyedVectors.load(str(path)), {"name": vectors_name(sg, dim)} | json.loads(
+            info_path.read_text()
+        )
     started = time.time()
     sentences, sources = embedding_training_text(corpus, data_dir)
     vectors = train_word2vec(
         sentences, dim=dim, seed=seed, epochs=epochs, workers=1, sg=sg, window=window, min_count=min_count
     )
-    method = "skip-gram" if sg else "CBOW"
     info = {
-        "method": f"word2vec {method} {dim}-d, window {window}, min_count {min_count}, {epochs} epochs, "
+        "name": vectors_name(sg, dim),
+        "method": f"word2vec {vectors_name(sg, dim)}, window {window}, min_count {min_count}, {epochs} epochs, "
         f"seed {seed} (gensim)",
         "settings": {"sg": sg, "dim": dim, "window": window, "min_count": min_count, "epochs": epochs},
         "sentences": len(sentences),
@@ -219,6 +225,24 @@ def word_vectors(
     vectors.save(str(path))
     info_path.write_text(json.dumps(info, indent=2))
     return vectors, info
+
+
+def vectors_name(sg: int, dim: int) -> str:
+    """``"skip-gram 50-d"`` / ``"CBOW 50-d"``: which word2vec vectors, as run keys and tables name them."""
+    return f"{'skip-gram' if sg else 'CBOW'} {dim}-d"
+
+
+DEFAULT_VECTORS = "skip-gram 50-d"
+"""What :func:`word_vectors`' defaults give (chosen on dev), and so what ``reproduce`` trains on."""
+
+FIRST_VECTORS = "CBOW 50-d"
+"""The vectors of the first stored rows. Their output files keep their names (``<row>-seed<S>``); runs
+on other vectors add the vectors to the name (:func:`output_stem`)."""
+
+
+def vectors_encoder(name: str) -> str:
+    """The ``encoder`` a run on the word vectors ``name`` records (part of its run key)."""
+    return f"Bi-LSTM-CNNs (word2vec {name} trained in the kit)"
 
 
 WORD_VECTOR_CHOICES: dict[str, dict | None] = {
@@ -764,10 +788,12 @@ def stored_outputs(
     scale: str = "full",
     epochs: int = 20,
     data_dir=None,
+    vectors: str = DEFAULT_VECTORS,
 ):
     """The test-set outputs a reproduction run stored for ``row`` and ``seed`` (``combined``,
     ``men_tags``), read back from its stand-off PubTator files with the texts of ``corpus``'s test set
-    (found in ``data_dir``, else ``MERNLIB_DATA``); ``None`` when that run has not been made.
+    (found in ``data_dir``, else ``MERNLIB_DATA``); ``None`` when that run has not been made. ``vectors``:
+    the run's word vectors (:func:`vectors_name`; :data:`FIRST_VECTORS` for the first stored rows).
 
     This is how the error-analysis notebook studies the very models of the results table without
     training them again.
@@ -775,7 +801,7 @@ def stored_outputs(
     from ..data import load_corpus
     from ..pubtator import read_predictions
 
-    stem = Path(results_dir) / "mtl" / corpus / output_stem(row, seed, scale, epochs)
+    stem = Path(results_dir) / "mtl" / corpus / output_stem(row, seed, scale, epochs, vectors=vectors)
     files = {
         "combined": stem.with_suffix(".pubtator"),
         "men_tags": stem.with_name(stem.name + ".men-tags.pubtator"),
@@ -871,7 +897,7 @@ def reproduce(
     settings = scale_settings("mtl", scale)
     data = prepare(corpus, data_dir, max_sentences=settings["max_sentences"])
     vectors, vector_info = word_vectors(corpus, data_dir, seed=seed)
-    encoder = f"Bi-LSTM-CNNs (word2vec {vectors.vector_size}-d trained in the kit)"
+    encoder = vectors_encoder(vector_info["name"])
     written = []
     normalizer = None  # the shared normalizer, fitted once (train + dev) when the first run needs it
     for row in only or DEFAULT_ROWS:
@@ -900,7 +926,10 @@ def reproduce(
         scores = evaluate(trained, data, "test")
         predictions = scores.pop("_predictions")
         stem = (
-            Path(results_dir) / "mtl" / corpus / output_stem(row, seed, scale, config.epochs, epochs is None)
+            Path(results_dir)
+            / "mtl"
+            / corpus
+            / output_stem(row, seed, scale, config.epochs, epochs is None, vectors=vector_info["name"])
         )
         files = {
             "combined": write_pubtator(predictions["combined"], stem.with_suffix(".pubtator"), texts=False),
@@ -950,30 +979,54 @@ def reproduce(
 
 
 def output_stem(
-    row: str, seed: int, scale: str = "full", epochs: int = 20, default_epochs: bool | None = None
+    row: str,
+    seed: int,
+    scale: str = "full",
+    epochs: int = 20,
+    default_epochs: bool | None = None,
+    vectors: str = FIRST_VECTORS,
 ) -> str:
     """``<row>-seed<S>`` for the committed configuration (full scale, the variant's own epoch count:
     20, or :data:`CONVERGED_TRAINING`'s for a converged row), else with ``-<scale>-e<epochs>`` added, so
-    runs of other configurations never overwrite its outputs. ``default_epochs``: whether ``epochs`` is
-    the variant's own (``None``: compare with it)."""
+    runs of other configurations never overwrite its outputs; ``-<vectors>`` (``-skip-gram-50d``) is added
+    for word vectors other than :data:`FIRST_VECTORS`. ``default_epochs``: whether ``epochs`` is the
+    variant's own (``None``: compare with it)."""
     if default_epochs is None:
         default_epochs = epochs == (CONVERGED_TRAINING["epochs"] if split_variant(row)[1] else 20)
     committed = scale == "full" and default_epochs
-    return f"{row}-seed{seed}" if committed else f"{row}-seed{seed}-{scale}-e{epochs}"
+    stem = f"{row}-seed{seed}" if committed else f"{row}-seed{seed}-{scale}-e{epochs}"
+    if vectors != FIRST_VECTORS:
+        stem += "-" + vectors.replace(" ", "-").replace("-d", "d")
+    return stem
+
+
+LEGACY_ENCODER = "Bi-LSTM-CNNs (word2vec 50-d trained in the kit)"
+"""The ``encoder`` the first runs recorded, before it named the word2vec method (they were all CBOW)."""
+
+
+def encoder_vectors(encoder: str) -> str:
+    """The word vectors a run's ``encoder`` names (``"skip-gram 50-d"``), or the encoder itself."""
+    prefix, suffix = "Bi-LSTM-CNNs (word2vec ", " trained in the kit)"
+    return encoder[len(prefix) : -len(suffix)] if encoder.startswith(prefix) else encoder
 
 
 def upgrade_run(run: dict) -> dict:
-    """A run stored before runs named their configuration (``row/seedN`` keys): the same run with
-    ``variant``, ``scale``, ``epochs`` and ``encoder`` copied from what it recorded."""
-    if "variant" in run:
-        return run
-    return {
-        "variant": run["row"],
-        "scale": run["provenance"]["scale"],
-        "epochs": run["config"]["epochs"],
-        "encoder": run["provenance"]["encoder"],
-        **run,
-    }
+    """A run stored by an older kit, with what its key needs filled in from facts it records: before runs
+    named their configuration (``row/seedN`` keys), ``variant``, ``scale``, ``epochs`` and ``encoder`` from
+    its row, provenance and config; before the encoder named the word2vec method, the method from the
+    run's ``word_vectors`` record (so CBOW and skip-gram runs never share a key)."""
+    if "variant" not in run:
+        run = {
+            "variant": run["row"],
+            "scale": run["provenance"]["scale"],
+            "epochs": run["config"]["epochs"],
+            "encoder": run["provenance"]["encoder"],
+            **run,
+        }
+    method = (run.get("word_vectors") or {}).get("method", "")
+    if run["encoder"] == LEGACY_ENCODER and method.startswith("word2vec CBOW 50-d"):
+        run = run | {"encoder": vectors_encoder("CBOW 50-d")}
+    return run
 
 
 def summarize(runs, paper_rows: dict | None = None) -> list[dict]:
@@ -987,7 +1040,7 @@ def summarize(runs, paper_rows: dict | None = None) -> list[dict]:
     runs = [upgrade_run(r) for r in (runs.values() if isinstance(runs, dict) else runs)]
     paper_rows = paper_rows or {}
     lines = []
-    for (row, scale, epochs, _encoder), row_runs in configurations(runs, order=VARIANTS):
+    for (row, scale, epochs, encoder), row_runs in configurations(runs, order=VARIANTS):
 
         def values(get, row_runs=row_runs):
             return [get(r["test"]) for r in row_runs]
@@ -1005,6 +1058,7 @@ def summarize(runs, paper_rows: dict | None = None) -> list[dict]:
             "scale": scale,
             "seeds": [r["seed"] for r in row_runs],
             "epochs": epochs,
+            "vectors": encoder_vectors(encoder),
             "commits": sorted({short_commit(r["provenance"]["git_commit"]) for r in row_runs}),
         }
         named = [r.get("with_normalizer") for r in row_runs]
@@ -1040,7 +1094,8 @@ def headline(result: dict) -> dict | None:
         scores = [
             max(r["dev_best"].values())
             for r in runs
-            if r["variant"] == line["row"] and r["scale"] == "full" and r["epochs"] == line["epochs"]
+            if (r["variant"], r["scale"], r["epochs"]) == (line["row"], "full", line["epochs"])
+            and encoder_vectors(r["encoder"]) == line["vectors"]
         ]
         return sum(scores) / len(scores) if scores else -1.0
 
@@ -1054,7 +1109,7 @@ def headline(result: dict) -> dict | None:
 
     return {
         "model": f"{row['paper_row']} ({'at most ' if split_variant(row['row'])[1] else ''}{row['epochs']} "
-        f"epochs, seeds {' '.join(map(str, row['seeds']))})",
+        f"epochs, {row['vectors']} vectors, seeds {' '.join(map(str, row['seeds']))})",
         "paper protocol: ours": f"MER {both('mer_f1_paper_protocol')} / MEN {both('men_f1_paper_protocol')}",
         "paper protocol: paper": f"MER {row['paper_mer_f1']} / MEN {row['paper_men_f1']}",
         "standard NER F1": both("ner_f1_standard"),
