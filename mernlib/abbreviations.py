@@ -13,7 +13,8 @@ through its long form, which a dictionary or a retriever knows, than through the
 
 :func:`find_abbreviations` picks Ab3P when it is importable (``method="auto"``) and returns
 ``{short form: long form}`` for one text; the first definition of a short form wins, as a reader
-would read it.
+would read it. Both detectors' definitions are completed by :func:`compound_parts`: abstracts define
+"HPT-JT" once and then write "HPT" alone, which neither detector reports.
 """
 
 from __future__ import annotations
@@ -160,10 +161,45 @@ def schwartz_hearst_abbreviations(text: str) -> dict[str, str]:
     return found
 
 
+def _shortest_start(short_form: str, long_form: str) -> str | None:
+    """The fewest first words of ``long_form`` that spell ``short_form`` (:func:`best_long_form` on them
+    uses them all): ``("JT", "jaw tumor syndrome")`` -> ``"jaw tumor"``."""
+    words = long_form.split()
+    for n in range(1, len(words) + 1):
+        start = " ".join(words[:n])
+        if best_long_form(short_form, start) == start:
+            return start
+    return None
+
+
+def compound_parts(found: dict[str, str]) -> dict[str, str]:
+    """The parts of compound definitions: ``"HPT-JT"`` defined as ``"hyperparathyroidism-jaw tumor
+    syndrome"`` also defines ``HPT`` (hyperparathyroidism) and ``JT`` (jaw tumor), which abstracts then use
+    alone. A short form split at ``-`` or ``/`` whose long form splits at the same character into as many
+    parts, each part spelling its short part from its first words; a part already defined keeps its own
+    definition."""
+    parts: dict[str, str] = {}
+    for short_form, long_form in found.items():
+        for sep in "-/":
+            shorts, longs = short_form.split(sep), long_form.split(sep)
+            if len(shorts) < 2 or len(shorts) != len(longs):
+                continue
+            starts = [_shortest_start(s, lf.strip()) for s, lf in zip(shorts, longs, strict=True)]
+            if all(starts) and all(_valid_short_form(s) for s in shorts):
+                for s, start in zip(shorts, starts, strict=True):
+                    if s not in found:
+                        parts.setdefault(s, start)
+    return parts
+
+
 def find_abbreviations(text: str, method: str = "auto") -> dict[str, str]:
-    """``{short form: long form}`` defined in ``text``. ``method``: ``"auto"`` (Ab3P if ``pyab3p`` is
-    importable, else Schwartz & Hearst), ``"ab3p"`` (ImportError without ``pyab3p``) or
-    ``"schwartz-hearst"``."""
+    """``{short form: long form}`` defined in ``text``, with the parts of compound definitions
+    (:func:`compound_parts`). ``method``: ``"auto"`` (Ab3P if ``pyab3p`` is importable, else Schwartz &
+    Hearst), ``"ab3p"`` (ImportError without ``pyab3p``) or ``"schwartz-hearst"``."""
+    return (found := _find_defined(text, method)) | compound_parts(found)
+
+
+def _find_defined(text: str, method: str) -> dict[str, str]:
     if method not in METHODS:
         raise ValueError(f"unknown abbreviation method {method!r}: choose one of {METHODS}")
     if method == "auto":
@@ -190,6 +226,7 @@ __all__ = [
     "ab3p_abbreviations",
     "ab3p_available",
     "best_long_form",
+    "compound_parts",
     "find_abbreviations",
     "resolved_method",
     "schwartz_hearst_abbreviations",

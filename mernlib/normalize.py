@@ -15,7 +15,11 @@ every mention, in order, the first stage that gives an answer wins:
    contains, a short form the abstract defines ("HNPCC"), its long form ("hereditary nonpolyposis
    colorectal cancer") is looked up first, the mention's own text second. Long forms come first because
    an abbreviation means what *this* abstract says (NCBI's "DM" is diabetes in one abstract and myotonic
-   dystrophy in another), while the training dictionary only knows what it meant most often.
+   dystrophy in another), while the training dictionary only knows what it meant most often. The parts
+   of a compound definition count as defined ("HPT-JT" = "hyperparathyroidism-jaw tumor syndrome" gives
+   HPT and JT: :func:`mernlib.abbreviations.compound_parts`), and a defined short form with a number
+   ("MEN2", MEN defined) is read as its long form and the number; on NCBI dev the two took mention
+   accuracy from 0.8577 to 0.8640 and left BC5CDR dev unchanged.
 2. **Exact lookup** in tables of training mentions (the corpus's own annotations: by far the best
    source, since the entity base has one name per MeSH concept) and entity-base names (MeSH names, OMIM
    titles and symbols, any extra base such as CTD MEDIC), tried at four levels of string normalization,
@@ -837,6 +841,9 @@ class Normalizer:
             return [text], False
         if text in found:
             return [found[text], text], True
+        numbered = re.fullmatch(r"(.+?)[ -]?(\d+[A-Za-z]?)", text)
+        if numbered and numbered.group(1) in found:  # "MEN2", MEN defined: "multiple endocrine neoplasia 2"
+            return [f"{found[numbered.group(1)]} {numbered.group(2)}", text], True
         expanded = text
         for short, long in sorted(found.items(), key=lambda kv: -len(kv[0])):
             if long.lower() in expanded.lower():

@@ -110,6 +110,28 @@ def test_abbreviation_method_choice(monkeypatch):
         find_abbreviations(ABSTRACT, "ab3p")
 
 
+def test_compound_definitions_define_their_parts():
+    text = "Hereditary hyperparathyroidism-jaw tumor syndrome (HPT-JT) is rare; HPT and JT also occur."
+    found = find_abbreviations(text, "schwartz-hearst")
+    assert found["HPT-JT"] == "hyperparathyroidism-jaw tumor syndrome"
+    assert (found["HPT"], found["JT"]) == (
+        "hyperparathyroidism",
+        "jaw tumor",
+    )  # the fewest words that spell it
+    # a part defined on its own keeps its definition; parts that do not spell their long part are not made
+    assert abbreviations.compound_parts({"A-B": "alpha-beta", "A": "another"}) == {"B": "beta"}
+    assert abbreviations.compound_parts({"XY-Z": "alpha-beta"}) == {}
+    assert abbreviations.compound_parts({"HPT-JT": "hyperparathyroidism jaw tumor"}) == {}  # no "-" to split
+
+
+def test_a_numbered_short_form_is_expanded(tfidf_normalizer):
+    document = doc("Hereditary nonpolyposis colorectal cancer (HNPCC) families; HNPCC2 and HNPCC-1.", [])
+    long_form = "Hereditary nonpolyposis colorectal cancer"
+    assert tfidf_normalizer.queries("HNPCC2", document) == ([f"{long_form} 2", "HNPCC2"], True)
+    assert tfidf_normalizer.queries("HNPCC-1", document) == ([f"{long_form} 1", "HNPCC-1"], True)
+    assert tfidf_normalizer.queries("XHNPCC2", document) == (["XHNPCC2"], False)
+
+
 # -- string rules and composite mentions -------------------------------------------------------------
 
 
