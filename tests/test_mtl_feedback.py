@@ -103,6 +103,8 @@ def test_feedback_shapes_and_uniform_first_feedback():
     y = torch.rand(2, 5, 4)
     for y_other, explicit in ((y, fb(v, y)), (None, fb(v, y0))):
         assert torch.allclose(fb.emissions(v, y_other, head), head(explicit), atol=1e-5)
+        # given the shared product (as forward passes it to every round), the very same numbers
+        assert torch.equal(fb.emissions(v, y_other, head, fb.shared(v, head)), fb.emissions(v, y_other, head))
 
     model = _model()
     batch = model.make_batch(SENTENCES[:3], {t: s[:3] for t, s in TAGS.items()})

@@ -351,7 +351,20 @@ class Feedback(nn.Module):
         yU = self.U.mean(0) if y_other is None else y_other @ self.U
         return torch.cat([v, v + yU], dim=-1)
 
-    def emissions(self, v: torch.Tensor, y_other: torch.Tensor | None, linear: nn.Linear) -> torch.Tensor:
+    def shared(self, v: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+        """``v (W_1 + W_2)^T + b``: the part of :meth:`emissions` that does not depend on ``y_other``, and
+        the costly one for MEN (``[B*T, 200] @ [200, 1230]``). Every feedback round of a head adds its
+        own ``y`` term to this one product, so inference, which needs MEN in two rounds, computes it once."""
+        d = v.shape[-1]
+        return F.linear(v, linear.weight[:, :d] + linear.weight[:, d:], linear.bias)
+
+    def emissions(
+        self,
+        v: torch.Tensor,
+        y_other: torch.Tensor | None,
+        linear: nn.Linear,
+        shared: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``linear(self(v, y_other))`` -- the receiving head's emissions P = (v ∘ (v + yU)) W^T + b --
         computed without forming v_task. Splitting W = [W_1, W_2] by the two halves of v_task,
 
@@ -360,12 +373,12 @@ class Feedback(nn.Module):
         the same number by associativity. For MEN (1,230 tags, 3 MER tags fed back) that halves the
         product with the 1,230 x 400 matrix; for MER (3 tags, 1,230 MEN tags fed back) it replaces the
         ``[B*T, 1230] @ [1230, 200]`` product yU by a ``[B*T, 1230] @ [1230, 3]`` one.
-        tests/test_mtl_feedback.py checks it against the explicit form."""
-        d = v.shape[-1]
-        w1, w2 = linear.weight[:, :d], linear.weight[:, d:]
+        ``shared``: :meth:`shared` of ``v``, if already computed. tests/test_mtl_feedback.py checks it
+        against the explicit form."""
+        w2 = linear.weight[:, v.shape[-1] :]
+        out = self.shared(v, linear) if shared is None else shared
         if y_other is None:  # uniform: yU = mean of U's rows, the same at every token -> a bias
-            return F.linear(v, w1 + w2, linear.bias + self.U.mean(0) @ w2.t())
-        out = F.linear(v, w1 + w2, linear.bias)
+            return out + self.U.mean(0) @ w2.t()
         return torch.addmm(out.flatten(0, -2), y_other.flatten(0, -2), self.U @ w2.t()).view_as(out)
 
 
@@ -571,6 +584,7 @@ class MultiTaskTagger(nn.Module):
         v = self.encode(batch)
         memo: dict[tuple[str, int], torch.Tensor] = {}
         used: dict[tuple[str, int], torch.Tensor] = {}
+        shared: dict[str, torch.Tensor] = {}  # task -> Feedback.shared(v): one product for every round
 
         def emissions(task: str, rnd: int) -> torch.Tensor:
             if task not in self.feedback:  # no feedback in: the same output in every round
@@ -589,7 +603,10 @@ class MultiTaskTagger(nn.Module):
                 else:
                     y = self._signal(emissions(other, rnd - 1 if other in self.feedback else 0))
                     used[(task, rnd)] = y
-                out = fb.emissions(v, y, self.heads[task].linear)  # P = (v ∘ (v + y_other U)) W^T + b
+                linear = self.heads[task].linear
+                if task not in shared:
+                    shared[task] = fb.shared(v, linear)
+                out = fb.emissions(v, y, linear, shared[task])  # P = (v ∘ (v + y_other U)) W^T + b
             memo[(task, rnd)] = out
             return out
 
