@@ -234,3 +234,22 @@ def test_the_run_output_renamed_by_the_shared_normalizer(run):
         ]
     line = result["summary"][0]
     assert "men_document_f1_with_normalizer" in line
+
+
+def test_runs_stored_before_the_key_named_the_vectors_are_rekeyed_from_their_own_record():
+    legacy = {
+        "variant": "mtl",
+        "seed": 13,
+        "scale": "full",
+        "epochs": 20,
+        "encoder": experiment.LEGACY_ENCODER,
+        "word_vectors": {"method": "word2vec CBOW 50-d, window 5, min_count 1, 5 epochs, seed 13 (gensim)"},
+    }
+    upgraded = experiment.upgrade_run(legacy)
+    assert upgraded["encoder"] == experiment.vectors_encoder("CBOW 50-d") != legacy["encoder"]
+    assert experiment.encoder_vectors(upgraded["encoder"]) == "CBOW 50-d"
+    # a run that does not record CBOW vectors is not guessed at
+    unknown = legacy | {"word_vectors": {}}
+    assert experiment.upgrade_run(unknown)["encoder"] == experiment.LEGACY_ENCODER
+    new = legacy | {"encoder": experiment.vectors_encoder(experiment.DEFAULT_VECTORS)}
+    assert experiment.upgrade_run(new) == new
