@@ -17,6 +17,7 @@ chooses on dev (:func:`mernlib.pipeline.add_retrieval_floor`); ``annotate`` appl
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -192,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--epochs", type=int, help="override the scale's number of training epochs")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one field of the tagger's config (mernlib.models.hst.HSTConfig), e.g. "
+        "--set lr=5e-5 --set lr_schedule=linear; like --epochs, the card then goes to runs/results/ "
+        "and the folder's name says what was set",
+    )
     p.add_argument("--model-dir", help="where the folder goes (default: runs/models/<model>-<corpus>-...)")
     p.add_argument(
         "--results-dir",
@@ -272,13 +282,16 @@ def _train(args) -> None:
     corpora = list(ALL_TRAIN_CORPORA) if args.corpus == "all" else [args.corpus]
     for corpus in corpora:
         config = config_for(args.scale, args.seed, args.epochs, system=args.model)
+        overrides = tagger_overrides(config.tagger, args.set)
+        config.tagger = dataclasses.replace(config.tagger, **overrides)  # validates the values
         name = f"{args.model}-{corpus}-{args.scale}" + (f"-seed{args.seed}" if args.seed != 13 else "")
         name += f"-e{args.epochs}" if args.epochs else ""
+        name += "".join(f"-{key}{value}" for key, value in overrides.items())
         if args.model_dir:
             model_dir = Path(args.model_dir) / name if len(corpora) > 1 else Path(args.model_dir)
         else:
             model_dir = Path("runs") / "models" / name
-        committed = args.scale == "full" and args.epochs is None
+        committed = args.scale == "full" and args.epochs is None and not overrides
         results_dir = (
             Path(args.results_dir) if args.results_dir else RESULTS_DIR if committed else SCRATCH_RESULTS_DIR
         )
@@ -295,6 +308,40 @@ def _train(args) -> None:
         print(_test_f1(pipeline.card))
         if pipeline.card.get("note"):
             print(f"({pipeline.card['note']})")
+
+
+def tagger_overrides(tagger_config, settings: list[str]) -> dict:
+    """``["lr=5e-5", "lr_schedule=linear"]`` -> ``{"lr": 5e-05, "lr_schedule": "linear"}``: each value
+    read as a literal (``none``, ``true``/``false``, a number, else text) of the field's current type (an
+    int where a float is expected is fine); an unknown field or a value of the wrong kind is a
+    ``ValueError`` naming it."""
+    values = {}
+    fields = {f.name for f in dataclasses.fields(tagger_config)}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        key = key.strip()
+        if not sep or key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ValueError(f"--set {setting!r}: expected NAME=VALUE with NAME one of: {known}")
+        current, value = getattr(tagger_config, key), _literal(text.strip())
+        if isinstance(current, float) and type(value) is int:
+            value = float(value)
+        if current is not None and value is not None and type(value) is not type(current):
+            raise ValueError(f"--set {setting!r}: {key} takes a {type(current).__name__}, not {value!r}")
+        values[key] = value
+    return values
+
+
+def _literal(text: str):
+    """``"none"`` -> None, ``"true"``/``"false"`` -> bool, then int, float, else the text itself."""
+    if text.lower() in ("none", "true", "false"):
+        return {"none": None, "true": True, "false": False}[text.lower()]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _test_f1(card: dict) -> str:

@@ -49,6 +49,9 @@ class TrainConfig:
     left this epoch, so every batch is seen exactly once per epoch (the default); ``"uniform"`` draws
     tasks with equal probability until all are exhausted. ``maximize``: whether a higher dev score is
     better. ``patience``: stop after that many epochs without improvement (``None``: never).
+    ``lr_schedule``: ``None`` keeps every learning rate constant (the papers' MTL recipe); ``"linear"``
+    warms each rate up from 0 over the first ``warmup`` fraction of all steps, then decays it linearly to
+    0 at the last step (BERT's fine-tuning recipe, :func:`linear_schedule`).
     """
 
     optimizer: str = "sgd"
@@ -62,6 +65,14 @@ class TrainConfig:
     maximize: bool = True
     patience: int | None = None
     progress: bool = True
+    lr_schedule: str | None = None
+    warmup: float = 0.1
+
+    def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be None or 'linear', not {self.lr_schedule!r}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup is a fraction of the steps in [0, 1), not {self.warmup!r}")
 
     @classmethod
     def from_any(cls, config=None, **overrides) -> TrainConfig:
@@ -89,6 +100,26 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+LR_SCHEDULES = (None, "linear")
+"""What :attr:`TrainConfig.lr_schedule` may be."""
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.1):
+    """Every parameter group's rate times ``step / warm`` for the first ``warm = warmup * total_steps``
+    steps, then times ``(total_steps - step) / (total_steps - warm)`` down to 0: large steps only once
+    the freshly initialised heads have stopped sending noise into the encoder, small ones at the end so
+    that the last epochs refine instead of jumping between dev scores (``scheduler.step()`` after each
+    ``optimizer.step()``)."""
+    warm = max(1, round(warmup * total_steps)) if warmup else 0
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def make_optimizer(
@@ -196,6 +227,7 @@ def fit(
     result = FitResult()
     best_state = None
     bad_epochs = 0
+    scheduler = None
 
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
@@ -206,6 +238,8 @@ def fit(
         total = sum(len(q) for q in queues.values())
         if ctx is not None:
             ctx.check_same_batches(queues, epoch)
+        if cfg.lr_schedule == "linear" and scheduler is None:  # every epoch has this many batches
+            scheduler = linear_schedule(optimizer, total * cfg.epochs, cfg.warmup)
         model.train()
         bar = tqdm(total=total, desc=f"epoch {epoch}/{cfg.epochs}", disable=not show, leave=False)
         for _ in range(total):
@@ -229,6 +263,8 @@ def fit(
                     [p for p in model.parameters() if p.grad is not None], cfg.grad_clip
                 )
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             loss_sum[task] += value
             steps[task] += 1
             bar.update(1)

@@ -164,3 +164,35 @@ def test_a_saved_pipeline_gets_its_floor_without_training_again(tmp_path, sample
     assert card["retrieval_floor"]["provenance"]["git_commit"]
     if floored.retrieval_floor is None:  # the same protocol, the same normalizers: the same numbers
         assert card["scores"] == card["scores_without_floor"]
+
+
+def test_set_overrides_tagger_fields_and_names_the_folder(tmp_path, monkeypatch, capsys):
+    """``train --set NAME=VALUE``: typed overrides of the tagger's config, in the folder's name, card to
+    the scratch results; unknown names and wrong kinds stop with a message naming them."""
+    import mernlib.pipeline
+    from mernlib.cli import main
+
+    seen = []
+
+    class Trained:
+        card = {"scores": {"test": {"protocols": {"men-document": {"f1": 0.5}}}}}
+
+    def fake_train(corpus, data_dir, config, *, model_dir, progress, log):
+        seen.append((config.tagger.lr, config.tagger.lr_schedule, config.tagger.epochs, model_dir.name))
+        return Trained()
+
+    monkeypatch.setattr(mernlib.pipeline, "train_pipeline", fake_train)
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "best", "--corpus", "ncbi-disease", "--no-progress"]
+    main([*args, "--set", "lr=5e-5", "--set", "lr_schedule=linear", "--set", "epochs=2"])
+    name = "best-ncbi-disease-full-lr5e-05-lr_schedulelinear-epochs2"
+    assert seen == [(5e-5, "linear", 2, name)]
+    assert (tmp_path / "runs" / "results" / "models" / f"{name}.json").exists()  # not results/
+    for setting, message in [
+        ("no_such_field=1", "expected NAME=VALUE with NAME one of"),
+        ("lr=fast", "lr takes a float, not 'fast'"),
+        ("lr_schedule=cosine", "lr_schedule must be one of None|linear, not 'cosine'"),
+    ]:
+        assert main([*args, "--set", setting]) == 2
+        assert message in capsys.readouterr().err
+    assert len(seen) == 1

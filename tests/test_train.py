@@ -2,6 +2,7 @@
 
 import random
 
+import pytest
 import torch
 from torch import nn
 
@@ -153,3 +154,40 @@ def test_encode_batch_and_buckets():
     ordered = length_bucketed_batches(lengths, 4, shuffle=False)
     flat = [lengths[i] for batch in ordered for i in batch]
     assert flat == sorted(flat)
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    from mernlib.train import linear_schedule
+
+    param = nn.Parameter(torch.tensor(1.0))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = linear_schedule(optimizer, total_steps=10, warmup=0.2)
+    rates = []
+    for _ in range(10):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[:3] == [0.5, 1.0, 1.0 * 8 / 8]  # two warm-up steps, then the peak
+    assert rates[3:] == [pytest.approx((10 - s) / 8) for s in range(3, 10)]
+    assert optimizer.param_groups[0]["lr"] == 0.0  # after the last step
+
+
+def test_fit_with_a_linear_schedule_ends_at_rate_zero_and_keeps_group_ratios():
+    model = Toy()
+    optimizer = torch.optim.SGD(
+        [{"params": [model.shared], "lr": 0.01}, {"params": list(model.heads.values()), "lr": 0.1}]
+    )
+    starts = []
+    fit(
+        model,
+        {"a": [0, 1, 2], "b": [0]},
+        epochs=3,
+        progress=False,
+        optimizer=optimizer,
+        lr_schedule="linear",
+        on_epoch_end=lambda m, r: starts.append([g["lr"] for g in optimizer.param_groups]),
+    )
+    assert [g["lr"] for g in optimizer.param_groups] == [0.0, 0.0]
+    assert starts[0][1] == pytest.approx(10 * starts[0][0])  # each group scaled by the same factor
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="cosine")

@@ -58,7 +58,8 @@ baselines and the scoring live in :mod:`mernlib.experiments.hst`; the datasets i
 notebook overrides (not given by the paper we could read): AdamW, lr 3e-5 for the encoder and 1e-3 for
 the new layers (randomly initialised CRFs learn too slowly at a transformer's lr), batch 16, gradient
 clipping at 1.0, 3 multi-task epochs + 2 fine-tuning epochs, best epoch on the dev sets. No warm-up
-schedule: :func:`mernlib.train.fit` has none.
+schedule by default (constant rates, as in the runs stored in ``results/hst``); ``lr_schedule="linear"``
+warms up over the first ``warmup`` of each stage's steps and decays to 0 (:func:`mernlib.train.linear_schedule`).
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ class HSTConfig:
     select_on_dev: bool = True  # keep the best epoch on devel (else the last)
     patience: int | None = None
     progress: bool = True
+    lr_schedule: str | None = None  # None: constant rates | "linear": warm-up, then linear decay to 0
+    warmup: float = 0.1  # fraction of a stage's steps spent warming up (linear schedule only)
     # fine-tuning stage
     fine_tune_epochs: int = 2
     fine_tune_lr: float | None = None  # None: lr
@@ -138,10 +141,13 @@ class HSTConfig:
             "fusion": ("gate", "concat"),
             "task_sampler": ("proportional", "uniform"),
             "optimizer": ("adamw", "adam", "sgd"),
+            "lr_schedule": (None, "linear"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {'|'.join(allowed)}, not {getattr(self, name)!r}")
+                raise ValueError(
+                    f"{name} must be one of {'|'.join(map(str, allowed))}, not {getattr(self, name)!r}"
+                )
 
 
 def get_default_config(**overrides) -> HSTConfig:
