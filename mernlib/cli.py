@@ -1,4 +1,4 @@
-"""Command line: ``python -m mernlib {stats,evaluate,run,reproduce,table,strip,train,retrieval-floor,annotate}``.
+"""Command line: ``python -m mernlib {stats,evaluate,run,reproduce,table,strip,train,retrieval-floor,soup,annotate}``.
 
 ``stats`` and ``evaluate`` are the kit's equivalent of the BioCreative evaluation kit; both print one
 JSON object (with the ``notes`` of anything the reader repaired) and exit with status 2 and a one-line
@@ -10,7 +10,8 @@ file, a damaged line, a prediction whose text is not the gold text (the line of 
 ``train pipeline`` trains a tagger + normalizer on a corpus and saves the folder with its card
 (:mod:`mernlib.pipeline`); ``train best`` the same with the kit's own system
 (:func:`mernlib.pipeline.best_config`); ``retrieval-floor`` gives a saved pipeline the floor ``train best``
-chooses on dev (:func:`mernlib.pipeline.add_retrieval_floor`); ``annotate`` applies a saved pipeline to PubTator, BioC JSON or plain text
+chooses on dev (:func:`mernlib.pipeline.add_retrieval_floor`); ``soup`` averages the taggers of saved
+systems of one corpus, greedily on dev (:func:`mernlib.pipeline.soup_pipelines`); ``annotate`` applies a saved pipeline to PubTator, BioC JSON or plain text
 (:mod:`mernlib.annotate`), with the same promise for bad input: exit 2 and one line ``path:line: message``.
 """
 
@@ -222,6 +223,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="the pipeline's folder")
     p.add_argument("--data-dir", default=None, help="folder holding the corpora (default: $MERNLIB_DATA)")
     p.add_argument("--results-dir", default="results", help="where the card's copy goes, under models/")
+
+    p = sub.add_parser(
+        "soup",
+        help="average the taggers of saved systems of one corpus (a model soup chosen on dev)",
+        description="Rank the taggers of the --model folders by dev tag F1, average in each next one "
+        "only if the average's dev F1 does not fall (mernlib.pipeline.greedy_soup), then score dev and test "
+        "by the protocol of train (the first folder's normalizer). Writes the folder (default "
+        "runs/models/soup-<corpus>-<scale>) and a copy of its card under RESULTS_DIR/models/.",
+    )
+    p.add_argument("--model", action="append", required=True, help="a saved system (give two or more)")
+    p.add_argument("--data-dir", default=None, help="folder holding the corpora (default: $MERNLIB_DATA)")
+    p.add_argument("--model-dir", default=None, help="where the folder goes")
+    p.add_argument(
+        "--results-dir",
+        default=None,
+        help="where the card's copy goes, under models/ (default: results/ for full-scale systems, "
+        "runs/results/ for quick ones)",
+    )
 
     p = sub.add_parser(
         "annotate",
@@ -463,6 +482,24 @@ def main(argv: list[str] | None = None) -> int:
             )
             floor = pipeline.card["retrieval_floor"]
             print(f"floor {floor['value']} (dev men-document F1 by floor: {floor['dev_men_document_f1']})")
+            print(f"{_test_f1(pipeline.card)}; card copy {copy}")
+        elif args.command == "soup":
+            from .pipeline import soup_pipelines
+            from .report import write_json
+
+            if len(args.model) < 2:
+                raise ValueError("give at least two --model folders to average")
+            first = json.loads((Path(args.model[0]) / "card.json").read_text(encoding="utf-8"))
+            name = f"soup-{first['corpus']['name']}-{first.get('scale', 'full')}"
+            model_dir = Path(args.model_dir or Path("runs") / "models" / name)
+            pipeline = soup_pipelines(args.model, args.data_dir, model_dir=model_dir, log=print)
+            from .paths import RESULTS_DIR, SCRATCH_RESULTS_DIR
+
+            results_dir = args.results_dir or (
+                RESULTS_DIR if first.get("scale") == "full" else SCRATCH_RESULTS_DIR
+            )
+            copy = write_json(pipeline.card, Path(results_dir) / "models" / f"{name}.json")
+            print(f"kept {pipeline.card['tagger']['soup']['kept']}")
             print(f"{_test_f1(pipeline.card)}; card copy {copy}")
         elif args.command == "annotate":
             if args.workers < 1:

@@ -723,6 +723,112 @@ def add_retrieval_floor(
     return scored
 
 
+def greedy_soup(taggers: Sequence, names: Sequence[str], dataset, log=None):
+    """``(tagger, record)``: the greedy "model soup" of ``taggers`` (Wortsman et al., ICML 2022) on
+    ``dataset``'s devel split. The taggers are ranked by their own dev tag F1 (the selection score of
+    training); the soup starts as the best, and each next one is averaged in
+    (:func:`mernlib.models.hst.average_weights`, equal weights) only if the soup's dev F1 does not fall.
+    So the soup is never worse on dev than its best ingredient, and costs one model at annotation time.
+    ``record``: each ingredient's dev F1, each step's, and which were kept."""
+    from .experiments.hst import evaluate
+    from .models.hst import average_weights
+
+    log = log or (lambda message: None)
+    if len(taggers) != len(names) or not taggers:
+        raise ValueError("give one name per tagger, and at least one tagger")
+    alone = [evaluate(t, dataset, "devel").f1 for t in taggers]
+    order = sorted(range(len(taggers)), key=lambda i: -alone[i])
+    for i in order:
+        log(f"dev tag F1 {alone[i]:.4f}: {names[i]}")
+    kept, best = [order[0]], alone[order[0]]
+    soup, steps = taggers[order[0]], []
+    for i in order[1:]:
+        candidate = average_weights([taggers[k] for k in [*kept, i]])
+        score = evaluate(candidate, dataset, "devel").f1
+        added = score >= best
+        log(f"+ {names[i]}: dev tag F1 {score:.4f} ({'kept' if added else 'dropped'})")
+        steps.append({"added": names[i], "dev_tag_f1": round(score, 4), "kept": added})
+        if added:
+            kept, best, soup = [*kept, i], score, candidate
+    record = {
+        "method": "greedy soup: ingredients by dev tag F1, each averaged in if the soup's dev F1 does not fall",
+        "ingredients": [{"model": names[i], "dev_tag_f1": round(alone[i], 4)} for i in order],
+        "steps": steps,
+        "kept": [names[i] for i in kept],
+        "dev_tag_f1": round(best, 4),
+    }
+    return soup, record
+
+
+def soup_pipelines(
+    model_dirs: Sequence[str | os.PathLike],
+    data_dir=None,
+    *,
+    model_dir: str | os.PathLike | None = None,
+    command: str | None = None,
+    log=None,
+) -> AnnotationPipeline:
+    """A saved system whose tagger is the :func:`greedy_soup` of the taggers of ``model_dirs`` (pipelines
+    of one corpus with the same tag sets, e.g. ``train best`` runs that differ in learning rate), scored
+    by :func:`score_pipeline`'s protocol with the first folder's normalizer settings and its saved train +
+    dev normalizer (the ingredients' normalizers are fitted on the same data with the same settings). The
+    card is the first ingredient's with the soup's ``tagger`` section, new scores and provenance
+    (``python -m mernlib soup --model A --model B ...``)."""
+    from .data import load_corpus, load_corpus_entity_base
+    from .normalize import NormalizerConfig
+    from .report import run_record
+
+    started = time.time()
+    pipelines = [AnnotationPipeline.load(d) for d in model_dirs]
+    first = pipelines[0]
+    corpus = first.card["corpus"]["name"]
+    for folder, p in zip(model_dirs, pipelines, strict=True):
+        if p.card["corpus"]["name"] != corpus or p.dataset != first.dataset:
+            raise ValueError(f"{folder}: a system of {p.card['corpus']['name']}, not of {corpus}")
+        if p.card["config"]["normalizer"] != first.card["config"]["normalizer"]:
+            raise ValueError(f"{folder}: other normalizer settings than {model_dirs[0]}")
+    provenance = run_record(command=command, seed=first.card.get("seed"), scale=first.card.get("scale"))
+    splits = load_corpus(corpus, data_dir=data_dir)
+    dataset = tagging_dataset(corpus, splits)
+    names = [p.card["name"] + f" ({Path(d).name})" for d, p in zip(model_dirs, pipelines, strict=True)]
+    tagger, record = greedy_soup([p.tagger for p in pipelines], names, dataset, log=log)
+    settings = {**first.card["config"]["normalizer"], "progress": False}
+    floor = first.card["config"].get("retrieval_floor")
+    scored, scores, floor_record = score_pipeline(
+        tagger,
+        first.dataset,
+        splits,
+        load_corpus_entity_base(corpus, data_dir),
+        NormalizerConfig(**settings),
+        floor,
+        normalizer=first.normalizer,
+        log=log,
+    )
+    provenance["wall_time_s"] = round(time.time() - started, 1)
+    card = copy.deepcopy(first.card)
+    card["name"] = f"soup-{corpus}-{card['scale']}"
+    card["tagger"] = {
+        "model": "model soup: the mean weights of the kept taggers (mernlib.pipeline.greedy_soup)",
+        "encoder": first.card["tagger"]["encoder"],
+        "dataset": first.dataset,
+        "tags": first.card["tagger"]["tags"],
+        "best_dev_tag_f1": record["dev_tag_f1"],
+        "soup": record,
+        "ingredients": {name: p.card["tagger"] for name, p in zip(names, pipelines, strict=True)},
+    }
+    card["scores"] = scores
+    card.pop("scores_without_floor", None)
+    if floor_record is not None:
+        card["retrieval_floor"] = floor_record
+    card["seconds"] = {"soup_and_scoring": provenance["wall_time_s"]}
+    card["provenance"] = provenance
+    scored.card = card
+    if model_dir is not None:
+        scored.save(model_dir)
+        log(f"saved {model_dir}")
+    return scored
+
+
 def tagger_encoder_name(config: PipelineConfig) -> str:
     """The tagger's encoder in words, for the card."""
     from .encoders import encoder_name

@@ -41,13 +41,19 @@ def test_best_config_is_the_pipeline_plus_sharing():
         config_for("full", 7, system="bestest")
 
 
-def test_quick_best_trains_with_its_auxiliaries_and_round_trips(tmp_path, sample_documents):
+@pytest.fixture(scope="module")
+def quick_best(tmp_path_factory):
+    """``(pipeline, folder)``: ``train best`` at quick scale, one epoch, trained once for this module."""
     import torch
 
     torch.set_num_threads(1)
-    config = quick_best_config(13, epochs=1)
-    folder = tmp_path / "best"
-    best = train_pipeline("sample", config=config, model_dir=folder, progress=False)
+    folder = tmp_path_factory.mktemp("best") / "best"
+    best = train_pipeline("sample", config=quick_best_config(13, epochs=1), model_dir=folder, progress=False)
+    return best, folder
+
+
+def test_quick_best_trains_with_its_auxiliaries_and_round_trips(quick_best, sample_documents):
+    best, folder = quick_best
     card = best.card
     assert card["name"] == "best-sample-quick-seed13"
     aux = card["tagger"]["auxiliary"]
@@ -196,3 +202,38 @@ def test_set_overrides_tagger_fields_and_names_the_folder(tmp_path, monkeypatch,
         assert main([*args, "--set", setting]) == 2
         assert message in capsys.readouterr().err
     assert len(seen) == 1
+
+
+def test_soup_keeps_only_what_dev_approves_and_scores_by_the_protocol(quick_best, tmp_path, capsys):
+    """``soup``: the quick system and a copy with noise on its tagger's weights; the soup starts from
+    the better on dev, the other is averaged in only if dev does not fall, and the card says so."""
+    import json
+    import shutil
+
+    import torch
+
+    from mernlib.cli import main
+
+    best, folder = quick_best
+    noisy = load_model(folder)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in noisy.tagger.parameters():
+            p.add_(0.5 * p.std().nan_to_num() * torch.randn(p.shape, generator=generator))
+    shutil.copytree(folder, tmp_path / "noisy")
+    noisy.save(tmp_path / "noisy")
+    out = tmp_path / "soup"
+    args = ["soup", "--model", str(tmp_path / "noisy"), "--model", str(folder), "--model-dir", str(out)]
+    assert main([*args, "--results-dir", str(tmp_path / "r")]) == 0
+    card = json.loads((out / "card.json").read_text())
+    soup = card["tagger"]["soup"]
+    alone = [i["dev_tag_f1"] for i in soup["ingredients"]]
+    assert alone == sorted(alone, reverse=True) and len(alone) == 2
+    step = soup["steps"][0]
+    assert step["kept"] == (step["dev_tag_f1"] >= alone[0])
+    assert soup["dev_tag_f1"] == max(alone[0], step["dev_tag_f1"]) and len(soup["kept"]) == 1 + step["kept"]
+    assert card["name"] == "soup-sample-quick" and set(card["scores"]) == {"dev", "test"}
+    assert (tmp_path / "r" / "models" / "soup-sample-quick.json").exists()
+    assert "kept [" in capsys.readouterr().out
+    assert main(["soup", "--model", str(folder)]) == 2  # one folder is not a soup
+    assert "at least two" in capsys.readouterr().err

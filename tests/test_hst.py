@@ -34,7 +34,14 @@ from mernlib.experiments.hst import (
     trainable_parts,
     unfreeze,
 )
-from mernlib.models.hst import HSTConfig, HSTTagger, get_default_config, type_level_tags, type_tag_set
+from mernlib.models.hst import (
+    HSTConfig,
+    HSTTagger,
+    average_weights,
+    get_default_config,
+    type_level_tags,
+    type_tag_set,
+)
 from mernlib.registry import DATASETS, ENTITY_TYPE_GROUPS
 from mernlib.sample import IOB_DATASETS
 from mernlib.train import task_sampler
@@ -390,3 +397,23 @@ def test_train_variant_hierarchical(tokenizer, datasets):
     assert trained.multitask_fit is not None and trained.multitask_fit.best_epoch == 1
     with pytest.raises(ValueError, match="unknown variant"):
         train_variant("nope", small)
+
+
+def test_average_weights_is_the_mean_and_checks_the_models(trained, tokenizer, datasets):
+    model, _ = trained
+    untrained = HSTTagger(tiny_config(), datasets, tiny_encoder(tokenizer))  # the same seed: the same start
+    soup = average_weights([model, untrained], weights=[0.75, 0.25])
+    mine, theirs, mixed = model.state_dict(), untrained.state_dict(), soup.state_dict()
+    for key, value in mixed.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, 0.75 * mine[key] + 0.25 * theirs[key]), key
+        else:
+            assert torch.equal(value, mine[key]), key
+    assert all(torch.equal(v, mine[k]) for k, v in model.state_dict().items())  # inputs untouched
+    d = datasets["sample-gene"]
+    assert average_weights([model, model]).predict(d.test, d.name) == model.predict(d.test, d.name)
+    other = {"sample-gene": datasets["sample-gene"]}
+    with pytest.raises(ValueError, match="other datasets or tags"):
+        average_weights([model, HSTTagger(tiny_config(), other, tiny_encoder(tokenizer))])
+    with pytest.raises(ValueError, match="one weight per model"):
+        average_weights([model, untrained], weights=[0.5, 0.6])

@@ -548,6 +548,40 @@ class HSTTagger(nn.Module):
         return copy.deepcopy(self, memo)
 
 
+def average_weights(models: Sequence[HSTTagger], weights: Sequence[float] | None = None) -> HSTTagger:
+    """A copy of ``models[0]`` whose every floating-point parameter and buffer is the (``weights``-)
+    weighted mean of the models' -- a "model soup" (Wortsman et al., ICML 2022). It makes sense for
+    models fine-tuned from the same starting point (the same pre-trained encoder and the same seed for
+    the new layers), which stay in one basin of the loss: then the mean tags about as well as the best
+    of them, or better, at the cost of one model. Integer buffers (position ids) must be equal. Models of
+    other datasets, tag sets or sizes are a ``ValueError``."""
+    if not models:
+        raise ValueError("average_weights needs at least one model")
+    weights = [1.0 / len(models)] * len(models) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(models) or abs(sum(weights) - 1.0) > 1e-6:
+        raise ValueError(f"need one weight per model, summing to 1; got {weights}")
+    first = models[0]
+    states = [m.state_dict() for m in models]
+    for i, (model, state) in enumerate(zip(models, states, strict=True)):
+        if model.dataset_names != first.dataset_names or any(
+            model.tags_of(n) != first.tags_of(n) for n in first.dataset_names
+        ):
+            raise ValueError(f"model {i} has other datasets or tags than model 0: it cannot be averaged")
+        if {k: v.shape for k, v in state.items()} != {k: v.shape for k, v in states[0].items()}:
+            raise ValueError(f"model {i} has other parameters or sizes than model 0")
+    mean = {}
+    for key, value in states[0].items():
+        if value.is_floating_point():
+            mean[key] = sum(w * s[key] for w, s in zip(weights, states, strict=True))
+        elif any(not torch.equal(s[key], value) for s in states):
+            raise ValueError(f"{key} (not floating point) differs between the models")
+        else:
+            mean[key] = value
+    soup = first.copy()
+    soup.load_state_dict(mean)
+    return soup
+
+
 __all__ = [
     "FORMAT",
     "DatasetHead",
@@ -557,6 +591,7 @@ __all__ = [
     "HSTTagger",
     "TypeHead",
     "TypeLayer",
+    "average_weights",
     "get_default_config",
     "type_level_tags",
     "type_tag_set",
