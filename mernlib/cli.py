@@ -270,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
     p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=16,
+        help="documents per chunk (a worker's unit of work); 64 is about 10%% faster, and moves a few "
+        "mentions whose best match sits at the retrieval floor (mernlib.annotate.annotate_documents)",
+    )
+    p.add_argument(
         "--gold",
         default=None,
         help="a PubTator file with the input's true annotations: score the output against it and write "
@@ -398,6 +405,7 @@ def _annotate(args) -> None:
         workers=args.workers,
         threads=threads,
         batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
         progress=not (args.no_progress or _bars_disabled()),
     )
     print(

@@ -74,6 +74,7 @@ def test_annotate_with_gold_writes_the_scores_beside_the_output(model, gold, tmp
     assert stored["provenance"]["command"] and stored["provenance"]["seed"] == card["seed"]
     assert stored["annotation"]["documents"] == 20
     assert main([*args, "--gold", str(gold), "--format", "bioc"]) == 2  # scores a PubTator output only
+    assert main([*args, "--chunk-size", "0"]) == 2  # a chunk holds at least one document
 
 
 def test_bioc_and_plain_text_give_the_same_annotations(model, gold, tmp_path):
@@ -103,6 +104,8 @@ def test_workers_keep_the_order(model, gold):
     assert [d.pmid for d in two] == [d.pmid for d in documents]
     assert format_pubtator(two) == format_pubtator(one)
     assert [len(c) for c in chunks(documents, 6)] == [6, 6, 6, 2]
+    with pytest.raises(ValueError, match="chunk size must be at least 1"):
+        annotate_documents(model, documents, chunk_size=0, progress=False)
 
 
 def test_an_abstract_longer_than_the_encoders_window(model):
