@@ -492,22 +492,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"floor {floor['value']} (dev men-document F1 by floor: {floor['dev_men_document_f1']})")
             print(f"{_test_f1(pipeline.card)}; card copy {copy}")
         elif args.command == "soup":
+            from .paths import RESULTS_DIR, SCRATCH_RESULTS_DIR
             from .pipeline import soup_pipelines
             from .report import write_json
 
             if len(args.model) < 2:
                 raise ValueError("give at least two --model folders to average")
-            first = json.loads((Path(args.model[0]) / "card.json").read_text(encoding="utf-8"))
-            name = f"soup-{first['corpus']['name']}-{first.get('scale', 'full')}"
+            pipeline = soup_pipelines(args.model, args.data_dir, log=print)
+            name, full = pipeline.card["name"], pipeline.card["scale"] == "full"
             model_dir = Path(args.model_dir or Path("runs") / "models" / name)
-            pipeline = soup_pipelines(args.model, args.data_dir, model_dir=model_dir, log=print)
-            from .paths import RESULTS_DIR, SCRATCH_RESULTS_DIR
-
-            results_dir = args.results_dir or (
-                RESULTS_DIR if first.get("scale") == "full" else SCRATCH_RESULTS_DIR
-            )
+            pipeline.save(model_dir)
+            results_dir = args.results_dir or (RESULTS_DIR if full else SCRATCH_RESULTS_DIR)
             copy = write_json(pipeline.card, Path(results_dir) / "models" / f"{name}.json")
-            print(f"kept {pipeline.card['tagger']['soup']['kept']}")
+            print(f"saved {model_dir}; kept {pipeline.card['tagger']['soup']['kept']}")
             print(f"{_test_f1(pipeline.card)}; card copy {copy}")
         elif args.command == "annotate":
             if args.workers < 1:

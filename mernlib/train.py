@@ -70,7 +70,8 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be None or 'linear', not {self.lr_schedule!r}")
+            allowed = "|".join(map(str, LR_SCHEDULES))
+            raise ValueError(f"lr_schedule must be one of {allowed}, not {self.lr_schedule!r}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup is a fraction of the steps in [0, 1), not {self.warmup!r}")
 

@@ -86,6 +86,7 @@ from mernlib.encoders import (
     save_encoder_model,
 )
 from mernlib.models.crf import CRF
+from mernlib.train import LR_SCHEDULES
 from mernlib.vocab import TagVocab, length_bucketed_batches
 
 FORMAT = "mernlib.hst/1"
@@ -141,7 +142,7 @@ class HSTConfig:
             "fusion": ("gate", "concat"),
             "task_sampler": ("proportional", "uniform"),
             "optimizer": ("adamw", "adam", "sgd"),
-            "lr_schedule": (None, "linear"),
+            "lr_schedule": LR_SCHEDULES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
