@@ -94,6 +94,12 @@ def main(argv=None):
     )
     ap.add_argument("--max-sentences", type=int, default=None, help="train on the first N sentences only")
     ap.add_argument("--profile", action="store_true", help="torch.profiler table of the training epoch")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="inference batches tagged at once (predict_tags' workers; default: the torch thread count)",
+    )
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument(
         "--threads",
@@ -161,15 +167,16 @@ def main(argv=None):
 
     infer = (sentences * (args.infer_sentences // len(sentences) + 1))[: args.infer_sentences]
     t0, c0 = time.perf_counter(), time.process_time()
-    model.predict_tags(infer)
+    model.predict_tags(infer, workers=args.workers)
     infer_s, infer_cpu = time.perf_counter() - t0, time.process_time() - c0
     print(
         f"inference: {len(infer)} sentences, both tasks, in {infer_s:.2f}s = {len(infer) / infer_s:.0f} sentences/s "
-        f"(crf_top_k={config.crf_top_k}); process CPU time {infer_cpu:.2f}s"
+        f"(crf_top_k={config.crf_top_k}, workers {args.workers or torch.get_num_threads()}); "
+        f"process CPU time {infer_cpu:.2f}s"
     )
     if dev:
         t0, c0 = time.perf_counter(), time.process_time()
-        model.predict_tags(dev)
+        model.predict_tags(dev, workers=args.workers)
         dev_s, dev_cpu = time.perf_counter() - t0, time.process_time() - c0
         decode_s = decode_time(model, dev, "men")
         print(

@@ -120,6 +120,24 @@ def test_attention_and_gate(tokenizer):
     torch.testing.assert_close(a1.sum(-1), torch.ones(2))
 
 
+def test_names_are_encoded_in_groups_of_similar_length(tokenizer):
+    """encode_names pads each group of names only to its own longest: the vectors are those of one padded
+    batch, in the order asked, and the gradient reaches the encoder through every group."""
+    model = tiny_model(tokenizer).eval()
+    names = [
+        "Naloxone",
+        "acute renal failure after cardiac surgery in adults",
+        "Clonidine",
+        "pain",
+        "Hypotension",
+    ]
+    one_batch = model.encode_names(names, max_pieces=10**6)
+    grouped = model.encode_names(names, max_pieces=12)  # a group per name or two
+    torch.testing.assert_close(grouped, one_batch, rtol=1e-5, atol=1e-5)
+    grouped.sum().backward()
+    assert model.encoder.transformer.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+
+
 def test_ablation_switches(tokenizer):
     model = tiny_model(tokenizer, use_gate=False, use_attention=False).eval()
     H, mask = model.encode_sentences([TRAIN[0].words, TRAIN[3].words[:2]])

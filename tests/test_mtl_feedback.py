@@ -246,6 +246,12 @@ def test_predictions_do_not_depend_on_batching():
         epochs=3,
         progress=False,
     )
-    reference = model.predict_tags(SENTENCES, batch_size=1)
-    assert model.predict_tags(SENTENCES) == reference
-    assert model.predict_tags(SENTENCES, max_tokens=12) == reference
+    reference = model.predict_tags(SENTENCES, batch_size=1, workers=1)
+    assert model.predict_tags(SENTENCES, workers=1) == reference
+    assert model.predict_tags(SENTENCES, max_tokens=12, workers=1) == reference
+    # batches tagged side by side by worker threads: the same tags, and the thread count and the
+    # model's training mode are given back
+    threads = torch.get_num_threads()
+    model.train()
+    assert model.predict_tags(SENTENCES, batch_size=2, workers=3) == reference
+    assert torch.get_num_threads() == threads and model.training

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -635,7 +636,11 @@ class MultiTaskTagger(nn.Module):
             self.train(was_training)
 
     def predict_tags(
-        self, sentences: Sequence[Sequence[str]], batch_size: int = 256, max_tokens: int = 8192
+        self,
+        sentences: Sequence[Sequence[str]],
+        batch_size: int = 256,
+        max_tokens: int = 8192,
+        workers: int | None = None,
     ) -> dict[str, list[list[str]]]:
         """Tag strings per task for every sentence, in the input order.
 
@@ -643,13 +648,36 @@ class MultiTaskTagger(nn.Module):
         ``max_tokens`` padded tokens (sentences x longest) per batch, so the few long sentences do not
         pad a whole batch of 256 to their length (that left half of an inference batch's slots padding
         on NCBI). Batching does not change any output.
+
+        ``workers`` (default: torch's thread count) batches are tagged at once, each by a thread of its
+        own with one torch thread. Why: this model's operations are small (a 100-unit LSTM step, a Viterbi
+        step over 1,230 tags), and two torch threads inside each of them tagged 2,000 NCBI sentences hardly
+        faster than one (409 against about 340 sentences/s); two batches side by side keep both cores busy.
+        Each batch is computed alone, so the tags are the same for any ``workers``.
         """
         out: dict[str, list] = {t: [None] * len(sentences) for t in self.config.tasks}
-        for group in _inference_groups([len(s) for s in sentences], batch_size, max_tokens):
+        groups = _inference_groups([len(s) for s in sentences], batch_size, max_tokens)
+
+        def tag(group: list[int]) -> None:
             batch = self.make_batch([sentences[i] for i in group], train=False, index=group)
             for task, paths in self.predict(batch).items():
                 for i, path in zip(batch.index, paths, strict=True):
                     out[task][i] = self.tag_vocabs[task].decode(path)
+
+        workers = min(workers or torch.get_num_threads(), len(groups))
+        if workers <= 1:
+            for group in groups:
+                tag(group)
+            return out
+        was_training = self.training
+        self.eval()  # set once here: predict() switching modes from several threads at once would race
+        threads_before = torch.get_num_threads()
+        try:
+            with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+                list(pool.map(tag, groups))  # list(): a worker's exception is raised here
+        finally:
+            torch.set_num_threads(threads_before)
+            self.train(was_training)
         return out
 
     # -- persistence --------------------------------------------------------------------------
