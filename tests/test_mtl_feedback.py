@@ -255,3 +255,22 @@ def test_predictions_do_not_depend_on_batching():
     model.train()
     assert model.predict_tags(SENTENCES, batch_size=2, workers=3) == reference
     assert torch.get_num_threads() == threads and model.training
+
+
+def test_char_features_of_each_distinct_word_once_at_inference():
+    """In eval mode the char CNN computes each distinct word once per batch (unknown words each on their
+    own): the features are exactly those of one computation per token. Training mode, whose dropout
+    differs per token, and a lowercasing vocabulary (one id, several spellings) keep one per token."""
+    model = _model()
+    unseen = [["Ataxia", "ATAXIA", "xq", "xr", "ataxia", "Ataxia"]]  # two unknown words of one id (UNK)
+    batch = model.make_batch(SENTENCES + unseen, train=False)
+    wr = model.word_repr.eval()
+    assert wr.ids_name_spellings
+    spelling = wr._spelling(batch.words)
+    assert spelling.unique().numel() < batch.words.numel()  # something is shared ...
+    assert spelling[-1, 2] != spelling[-1, 3]  # ... but not between two unknown words
+    with torch.no_grad():
+        shared = wr(batch.words, batch.chars)
+        per_token = wr.char_cnn.word_features(batch.chars.flatten(0, 1)).view(*batch.words.shape, -1)
+    assert torch.equal(shared[..., -per_token.shape[-1] :], per_token)
+    assert not _model(lowercase=True).word_repr.ids_name_spellings
