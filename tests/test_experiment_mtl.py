@@ -253,3 +253,27 @@ def test_runs_stored_before_the_key_named_the_vectors_are_rekeyed_from_their_own
     assert experiment.upgrade_run(unknown)["encoder"] == experiment.LEGACY_ENCODER
     new = legacy | {"encoder": experiment.vectors_encoder(experiment.DEFAULT_VECTORS)}
     assert experiment.upgrade_run(new) == new
+
+
+def test_men_convergence_study_reports_curves_and_recall_by_concept_frequency():
+    """The dev study behind notebook 03's "Why does MEN learn slowly?": a curve per setting, and the
+    best setting's dev recall split by how often the gold concept occurs in training."""
+    from mernlib.corpus import split_concept
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        settings = {"paper": {}, "Adam": {"optimizer": "adam", "lr": 0.003}}
+        study = experiment.men_convergence("sample", epochs=1, settings=settings)
+    finally:
+        torch.set_num_threads(before)
+    assert set(study["curves"]) == set(settings) and study["best"] in settings
+    for curve in study["curves"].values():
+        assert len(curve["dev_men_f1"]) == len(curve["loss"]) == 1
+        assert all(0.0 <= f1 <= 1.0 for f1 in curve["dev_men_f1"])
+    buckets = study["dev_recall_by_training_frequency"]
+    assert set(buckets) <= {"never", "once", "2-5 times", "more than 5"}
+    data = experiment.prepare("sample")
+    normalized = [m for d in data.documents["dev"] for m in d.mentions if split_concept(m.concept)]
+    assert sum(b["mentions"] for b in buckets.values()) == len(normalized)
+    assert buckets.get("never", {"recall": 0.0})["recall"] == 0.0  # an unseen concept is never tagged
