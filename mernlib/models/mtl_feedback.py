@@ -676,8 +676,8 @@ class MultiTaskTagger(nn.Module):
 
         ``workers`` (default: torch's thread count) batches are tagged at once, each by a thread of its
         own with one torch thread. Why: this model's operations are small (a 100-unit LSTM step, a Viterbi
-        step over 1,230 tags), and two torch threads inside each of them tagged 2,000 NCBI sentences hardly
-        faster than one (409 against about 340 sentences/s); two batches side by side keep both cores busy.
+        step over 1,230 tags), and two torch threads inside each use two cores poorly: on 2,000 NCBI
+        sentences, 545 sentences/s that way against 719 with two batches side by side (benchmarks/README.md).
         Each batch is computed alone, so the tags are the same for any ``workers``.
         """
         out: dict[str, list] = {t: [None] * len(sentences) for t in self.config.tasks}
