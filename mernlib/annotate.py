@@ -40,6 +40,7 @@ from .files import BOM, read_text
 
 INPUT_FORMATS = ("pubtator", "bioc", "text")
 OUTPUT_FORMATS = ("pubtator", "pubtator-standoff", "bioc")
+CHUNK_SIZE = 16  # documents per chunk by default; why 16 and not 64: annotate_documents' docstring
 
 _PUBTATOR_HEADER = re.compile(r"^[^|\t\n]+\|[ta]\|")
 
@@ -158,7 +159,7 @@ def annotate_documents(
     workers: int = 1,
     threads: int | None = None,
     batch_size: int = 32,
-    chunk_size: int = 16,
+    chunk_size: int = CHUNK_SIZE,
     progress: bool = True,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[Document]:
@@ -232,7 +233,7 @@ def annotate_file(
     workers: int = 1,
     threads: int | None = None,
     batch_size: int = 32,
-    chunk_size: int = 16,
+    chunk_size: int = CHUNK_SIZE,
     progress: bool = True,
 ) -> dict:
     """Read ``input_path``, annotate it with the pipeline saved in ``model_dir``, write ``output_path``
