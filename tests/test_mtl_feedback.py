@@ -274,3 +274,21 @@ def test_char_features_of_each_distinct_word_once_at_inference():
         per_token = wr.char_cnn.word_features(batch.chars.flatten(0, 1)).view(*batch.words.shape, -1)
     assert torch.equal(shared[..., -per_token.shape[-1] :], per_token)
     assert not _model(lowercase=True).word_repr.ids_name_spellings
+
+
+def test_emission_prior_init_sets_each_heads_bias_to_the_log_tag_frequency():
+    """``emission_prior_init``: b = log p(tag) with add-one counts; every other parameter is untouched."""
+    plain, prior = _model(), _model(emission_prior_init=True)
+    for task, gold in TAGS.items():
+        vocab = prior.tag_vocabs[task]
+        counts = torch.tensor([sum(seq.count(t) for seq in gold) + 1.0 for t in vocab.itos])
+        bias = prior.heads[task].linear.bias
+        assert torch.allclose(bias, (counts / counts.sum()).log())
+        assert bias.argmax() == vocab.stoi["O"]  # the untrained head leans to the commonest tag
+        assert not torch.allclose(plain.heads[task].linear.bias, bias)
+    differing = [
+        name
+        for (name, a), (_, b) in zip(plain.named_parameters(), prior.named_parameters(), strict=True)
+        if not torch.equal(a, b)
+    ]
+    assert sorted(differing) == ["heads.men.linear.bias", "heads.mer.linear.bias"]

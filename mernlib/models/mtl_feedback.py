@@ -35,6 +35,7 @@ feedback is computed once and its output is used directly (so "men" needs no uni
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
@@ -108,6 +109,11 @@ class MTLConfig:
       not allowed with the factorised CRF, which has nothing to prune). It is an approximation that
       ignores the transitions: with k = 32 on a 2-epoch MEN model, NCBI dev, it dropped the gold I- tag
       at 37.5% of gold I- positions, and MEN F1 went from 0.109 (exact) to 0.066 (issue #12).
+    * ``emission_prior_init=False``: each head's emission bias starts as PyTorch's default (small,
+      uniform at random), as the paper implies. ``True`` sets it to the log of each tag's training
+      frequency (add-one smoothed), so an untrained head already predicts the tag prior -- ``O`` almost
+      everywhere -- instead of a near-uniform guess over ~1,200 MEN tags (the "init well" habit). The
+      men-convergence study (:func:`mernlib.experiments.mtl.men_convergence`, notebook 03) measures it.
     * ``softmax`` decoder loss: token cross-entropy summed over a sentence, on the same scale as the
       CRF's per-sentence negative log-likelihood, and reduced over the batch like it.
     """
@@ -143,6 +149,7 @@ class MTLConfig:
     batch_size: int = 32
     loss_reduction: str = "sum"
     grad_clip: float | None = 200.0
+    emission_prior_init: bool = False
     seed: int = 13
 
     def __post_init__(self):
@@ -555,7 +562,20 @@ class MultiTaskTagger(nn.Module):
             from mernlib.embeddings import embedding_matrix
 
             pretrained, _ = embedding_matrix(vocab, keyed_vectors, dim=config.word_dim, seed=config.seed)
-        return cls(config, vocab, tag_vocabs, char_vocab, pretrained)
+        model = cls(config, vocab, tag_vocabs, char_vocab, pretrained)
+        if config.emission_prior_init:
+            model.init_emission_prior(tags)
+        return model
+
+    @torch.no_grad()
+    def init_emission_prior(self, tags: Mapping[str, Sequence[Sequence[str]]]) -> None:
+        """Set each head's emission bias b to log p(tag), the tag frequencies of ``tags`` (task -> tag
+        lists) with one added to every count; see ``MTLConfig.emission_prior_init``."""
+        for task in self.config.tasks:
+            vocab = self.tag_vocabs[task]
+            counts = Counter(t for seq in tags[task] for t in seq)
+            freq = torch.tensor([counts[t] + 1.0 for t in vocab.itos])
+            self.heads[task].linear.bias.copy_((freq / freq.sum()).log())
 
     @staticmethod
     def other(task: str) -> str:
