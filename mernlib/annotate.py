@@ -40,7 +40,7 @@ from .files import BOM, read_text
 
 INPUT_FORMATS = ("pubtator", "bioc", "text")
 OUTPUT_FORMATS = ("pubtator", "pubtator-standoff", "bioc")
-CHUNK_SIZE = 16  # documents per chunk by default; why 16 and not 64: annotate_documents' docstring
+CHUNK_SIZE = 64  # documents per chunk by default; why 64: annotate_documents' docstring
 
 _PUBTATOR_HEADER = re.compile(r"^[^|\t\n]+\|[ta]\|")
 
@@ -169,13 +169,12 @@ def annotate_documents(
     torch on ``threads`` threads (default 1). With one worker, ``threads`` (if given) sets torch's thread
     count for the call. A tqdm bar over documents with ``progress``.
 
-    Why 16 documents a chunk: the outputs stored in ``results/annotate/`` were made so, and the chunk
-    decides how sentences and mention queries are batched, which moves the last bits of the encoders'
-    sums, and a mention text whose best match sits at the retrieval floor can flip (with every copy of
-    it). With 64, BC5CDR's 500 test abstracts (two workers) took 10% less CPU and gave 8,577 mentions
-    instead of 8,558 (23 differ; NER F1 0.8215 instead of 0.8223, men-document 0.8398 instead of 0.8399);
-    1,500 abstracts went from 8.2 to 9.2 a second (``benchmarks/README.md``). ``--chunk-size 64`` is
-    there for speed."""
+    Why 64 documents a chunk: each worker gets fewer, larger pieces of work, which costs less (on 1,500
+    BC5CDR abstracts with two workers, 9.2 a second against 8.2 with 16; ``benchmarks/README.md``). The
+    chunk does not change the output: BC5CDR's 500 test abstracts gave the same file, byte for byte, with
+    16 and 64 documents a chunk and with one or two workers (2026-11-30). An earlier note here blamed the
+    chunk for 19 mentions that moved; they came from a change to the normalizer (commit 2c21f53, see
+    ``results/annotate/README.md``)."""
     import torch
     from tqdm.auto import tqdm
 

@@ -274,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-size",
         type=int,
         default=CHUNK_SIZE,
-        help="documents per chunk (a worker's unit of work); 64 is about 10%% faster, and moves a few "
-        "mentions whose best match sits at the retrieval floor (mernlib.annotate.annotate_documents)",
+        help="documents per chunk (a worker's unit of work; the output does not depend on it: "
+        "mernlib.annotate.annotate_documents)",
     )
     p.add_argument(
         "--gold",

@@ -54,6 +54,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .annotate import CHUNK_SIZE
 from .corpus import Document
 from .errors import DataFormatError
 
@@ -390,7 +391,7 @@ class AnnotationPipeline:
         documents: Iterable[Document],
         batch_size: int = 32,
         progress: bool = False,
-        chunk_size: int = 64,
+        chunk_size: int = CHUNK_SIZE,
     ) -> list[Document]:
         """Copies of ``documents`` with every mention found (:meth:`find_mentions`) and normalized (concept
         IDs joined by ``|`` for a composite mention, ``-1`` where training says NIL); gold mentions and
