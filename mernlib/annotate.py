@@ -170,8 +170,8 @@ def annotate_documents(
     count for the call. A tqdm bar over documents with ``progress``.
 
     Why 64 documents a chunk: each worker gets fewer, larger pieces of work, which costs less (on 1,500
-    BC5CDR abstracts with two workers, 10.6-10.9 a second against 9.0 with 16, quiet machine; ``benchmarks/README.md``). The
-    chunk does not change the output: BC5CDR's 500 test abstracts gave the same file, byte for byte, with
+    BC5CDR abstracts with two workers on a quiet machine, 10.6-10.9 a second against 9.0 with 16;
+    ``benchmarks/README.md``). The chunk does not change the output: BC5CDR's 500 test abstracts gave the same file, byte for byte, with
     16 and 64 documents a chunk and with one or two workers (2026-11-30). An earlier note here blamed the
     chunk for 19 mentions that moved; they came from a change to the normalizer (commit 2c21f53, see
     ``results/annotate/README.md``)."""
