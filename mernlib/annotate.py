@@ -169,12 +169,13 @@ def annotate_documents(
     torch on ``threads`` threads (default 1). With one worker, ``threads`` (if given) sets torch's thread
     count for the call. A tqdm bar over documents with ``progress``.
 
-    Why 64 documents a chunk: each worker gets fewer, larger pieces of work, which costs less (on 1,500
-    BC5CDR abstracts with two workers on a quiet machine, 10.6-10.9 a second against 9.0 with 16;
-    ``benchmarks/README.md``). The chunk does not change the output: BC5CDR's 500 test abstracts gave the same file, byte for byte, with
-    16 and 64 documents a chunk and with one or two workers (2026-11-30). An earlier note here blamed the
-    chunk for 19 mentions that moved; they came from a change to the normalizer (commit 2c21f53, see
-    ``results/annotate/README.md``)."""
+    Why 64 documents a chunk: each worker gets fewer, larger pieces of work, and sentences are
+    length-bucketed within a chunk, so a larger one pads less (on 1,500 BC5CDR abstracts with two workers
+    on a quiet machine, 10.6-10.9 a second against 9.0 with 16; ``benchmarks/README.md``). The chunk does
+    not change the output: BC5CDR's 500 test abstracts, and all 1,500, gave the same file byte for byte
+    with 16 and 64 documents a chunk, and the test set with one or two workers (2026-11-30). An earlier
+    note here blamed the chunk for 19 mentions that moved; they came from a change to the normalizer
+    (commit 2c21f53, see ``results/annotate/README.md``)."""
     import torch
     from tqdm.auto import tqdm
 
