@@ -37,10 +37,10 @@ from pathlib import Path
 from .corpus import Document, text_document
 from .errors import DataFormatError
 from .files import BOM, read_text
+from .pipeline import CHUNK_SIZE
 
 INPUT_FORMATS = ("pubtator", "bioc", "text")
 OUTPUT_FORMATS = ("pubtator", "pubtator-standoff", "bioc")
-CHUNK_SIZE = 64  # documents per chunk by default; why 64: annotate_documents' docstring
 
 _PUBTATOR_HEADER = re.compile(r"^[^|\t\n]+\|[ta]\|")
 

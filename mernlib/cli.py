@@ -24,9 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from .annotate import CHUNK_SIZE
 from .data import corpus_statistics
 from .errors import DataFormatError, DataNotFoundError
+from .pipeline import CHUNK_SIZE
 
 
 def evaluate_files(gold: str, pred: str, types: list[str] | None = None) -> dict:

@@ -54,9 +54,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .annotate import CHUNK_SIZE
 from .corpus import Document
 from .errors import DataFormatError
+
+CHUNK_SIZE = 64  # documents tagged and normalized together; why 64: annotate.annotate_documents' docstring
 
 FORMAT = "mernlib.pipeline/1"
 """The ``format`` of a pipeline folder's ``card.json``."""
