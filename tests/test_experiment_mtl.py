@@ -177,6 +177,19 @@ def test_converged_rows_are_labelled_and_train_until_dev_stops(tmp_path):
     assert experiment.output_stem("mtl-converged", 13, "full", 20) == "mtl-converged-seed13-full-e20"
     assert experiment.output_stem("mtl", 13, "full", 20) == "mtl-seed13"
     assert experiment.output_stem("mtl", 13, vectors="skip-gram 50-d") == "mtl-seed13-skip-gram-50d"
+    # the dropout-0.3 converged training: the same training but dropout, its own row, label and files
+    low = experiment.scale_config("mtl-both-feedback-converged-dropout0.3", "full")
+    assert (low.dropout, full.dropout) == (0.3, 0.5)
+    assert {k: getattr(low, k) for k in experiment.CONVERGED_TRAINING} == experiment.CONVERGED_TRAINING
+    assert experiment.scale_config("mtl-converged-dropout0.3", "quick").dropout == 0.3
+    assert experiment.split_variant("mtl-both-feedback-converged-dropout0.3") == ("mtl-both-feedback", True)
+    assert experiment.variant_label("mtl-converged-dropout0.3", ["sgd"]).endswith(
+        "(converged, SGD, dropout 0.3)"
+    )
+    assert (
+        experiment.output_stem("mtl-converged-dropout0.3", 13, "full", 60)
+        == "mtl-converged-dropout0.3-seed13"
+    )
     # a stored converged run: its own summary line, the paper's numbers beside it, and the headline
     # prefers it to the paper-trained row
     torch.set_num_threads(1)

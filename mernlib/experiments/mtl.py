@@ -69,18 +69,44 @@ fixed before any dev comparison of optimisers; on NCBI-disease it plateaued at d
 the paper's SGD at epoch 20 (0.728, still rising) -- ``results/mtl/findings.md``. Dev therefore chose the
 paper's SGD trained longer; 60 epochs is three times the paper's budget, the most a full NCBI run fits in
 two CPU-hours."""
-VARIANTS = tuple(ROWS) + tuple(row + CONVERGED for row in ROWS) + STUDIES + (WITH_NORMALIZER,)
+CONVERGED_TRAININGS = {
+    CONVERGED: CONVERGED_TRAINING,
+    CONVERGED + "-dropout0.3": {**CONVERGED_TRAINING, "dropout": 0.3},
+}
+"""Every converged training by its variant suffix. ``-converged-dropout0.3`` is the same training with
+dropout 0.3 instead of the paper's 0.5: the MEN convergence study (dev only, ``findings.md`` item 4) found
+that the single-task MEN head learned fastest with it (dev MEN 0.405 against 0.376 after 8 epochs). Which of
+the two a headline row uses is then chosen on dev, by the multi-task runs' own dev scores
+(:func:`headline`), never on test."""
+VARIANTS = (
+    tuple(ROWS)
+    + tuple(row + suffix for suffix in CONVERGED_TRAININGS for row in ROWS)
+    + STUDIES
+    + (WITH_NORMALIZER,)
+)
 """The experiment contract's names (:mod:`mernlib.experiments`): a row as the paper trains it, the same row
 trained to convergence, or a study."""
 DEFAULT_VARIANTS = DEFAULT_ROWS
 
 
 def split_variant(variant: str) -> tuple[str, bool]:
-    """``"mtl-converged"`` -> ``("mtl", True)``; ``"mtl"`` -> ``("mtl", False)``."""
-    row = variant.removesuffix(CONVERGED)
+    """``"mtl-converged"`` (or ``"mtl-converged-dropout0.3"``) -> ``("mtl", True)``; ``"mtl"`` ->
+    ``("mtl", False)``."""
+    row = variant
+    for suffix in sorted(CONVERGED_TRAININGS, key=len, reverse=True):
+        if variant.endswith(suffix):
+            row = variant.removesuffix(suffix)
+            break
     if row not in ROWS:
         raise ValueError(f"unknown row {variant!r}: choose one of {list(VARIANTS)}")
     return row, row != variant
+
+
+def converged_training(variant: str) -> dict:
+    """The training settings of a converged ``variant`` (:data:`CONVERGED_TRAININGS`); ``{}`` for a row
+    trained as the paper trains it."""
+    row, converged = split_variant(variant)
+    return CONVERGED_TRAININGS[variant.removeprefix(row)] if converged else {}
 
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
@@ -92,8 +118,10 @@ def variant_label(variant: str, optimizers=()) -> str:
     row, converged = split_variant(variant)
     if not converged:
         return ROWS[row][0]
-    names = ", ".join(OPTIMIZER_NAMES.get(o, o) for o in sorted(set(optimizers)))
-    return ROWS[row][0] + (f" (converged, {names})" if names else " (converged)")
+    names = [OPTIMIZER_NAMES.get(o, o) for o in sorted(set(optimizers))]
+    dropout = converged_training(variant).get("dropout")
+    names += [f"dropout {dropout}"] if dropout is not None else []
+    return ROWS[row][0] + (f" (converged, {', '.join(names)})" if names else " (converged)")
 
 
 TITLE = "Multi-task MER + MEN with explicit feedback (Zhao et al., AAAI 2019)"
@@ -543,13 +571,13 @@ def row_config(row: str, base=None, **overrides):
 def scale_config(row: str, scale: str = "quick", **overrides):
     """The config of ``row`` at ``scale`` (:data:`mernlib.experiments.SCALES`), then ``overrides``: what
     the notebooks and :func:`reproduce` both train. ``row`` may be a converged variant
-    (:data:`CONVERGED_TRAINING`)."""
+    (:data:`CONVERGED_TRAININGS`)."""
     from . import scale_settings
 
-    row, converged = split_variant(row)
-    training = {}
-    if converged:
-        training = CONVERGED_TRAINING if scale == "full" else {"patience": CONVERGED_TRAINING["patience"]}
+    training = converged_training(row)
+    if training and scale != "full":  # smaller scales keep their own training, with the same patience
+        training = {k: v for k, v in training.items() if k in ("patience", "dropout")}
+    row = split_variant(row)[0]
     return row_config(row, **{**scale_settings("mtl", scale)["config"], **training, **overrides})
 
 
@@ -1001,7 +1029,7 @@ def output_stem(
     for word vectors other than :data:`FIRST_VECTORS`. ``default_epochs``: whether ``epochs`` is the
     variant's own (``None``: compare with it)."""
     if default_epochs is None:
-        default_epochs = epochs == (CONVERGED_TRAINING["epochs"] if split_variant(row)[1] else 20)
+        default_epochs = epochs == converged_training(row).get("epochs", 20)
     committed = scale == "full" and default_epochs
     stem = f"{row}-seed{seed}" if committed else f"{row}-seed{seed}-{scale}-e{epochs}"
     if vectors != FIRST_VECTORS:
