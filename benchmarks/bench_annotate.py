@@ -34,6 +34,8 @@ from pathlib import Path
 
 import torch
 
+from mernlib.report import machine
+
 DEFAULT_MODEL = Path("runs/models/pipeline-ncbi-disease-full")
 SAMPLE_MODEL = Path("runs/models/bench-annotate-sample")
 
@@ -74,6 +76,7 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--no-workers", action="store_true", help="skip the runs with worker processes")
     args = p.parse_args(argv)
+    print(f"machine: {machine()}")  # readings from two machines are not comparable
 
     from mernlib.annotate import annotate_documents, quiet_transformers
     from mernlib.pipeline import AnnotationPipeline

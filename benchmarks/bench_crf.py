@@ -21,6 +21,7 @@ import torch
 
 from mernlib.experiments import mtl
 from mernlib.models.crf import CRF
+from mernlib.report import machine
 from mernlib.vocab import TagVocab
 
 
@@ -44,6 +45,7 @@ def main(argv=None) -> None:
     ap.add_argument("--length", type=int, default=25, help="tokens per sentence")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
+    print(f"machine: {machine()}")  # readings from two machines are not comparable
     torch.set_num_threads(1)
 
     tag_vocab = TagVocab.build(mtl.prepare(args.corpus, args.data_dir).tags["train"]["men"])

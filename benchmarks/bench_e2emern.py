@@ -24,6 +24,7 @@ from mernlib.candidates import CandidateGenerator
 from mernlib.encoders import encoder_name
 from mernlib.experiments.e2emern import train_model
 from mernlib.models.e2emern import E2EMERN, build_samples, get_default_config
+from mernlib.report import machine
 from mernlib.tags import SpannedSentence
 
 FILLER = "the patients were treated with high doses for several weeks and showed marked signs of".split()
@@ -59,6 +60,7 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)"
     )
     args = parser.parse_args()
+    print(f"machine: {machine()}")  # readings from two machines are not comparable
     torch.set_num_threads(args.threads)
     rng = random.Random(0)
     sentences, names = synthetic(args.sentences, args.words, args.concepts, rng)

@@ -28,6 +28,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
+from mernlib.report import machine
+
 
 def timed(step) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
@@ -42,6 +44,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
+    print(f"machine: {machine()}")  # readings from two machines are not comparable
     torch.set_num_threads(args.threads)
 
     from mernlib.experiments import scale_settings

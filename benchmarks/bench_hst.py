@@ -25,6 +25,7 @@ import torch
 from mernlib.datasets import load_iob_datasets
 from mernlib.experiments.hst import selection_names, train_multitask
 from mernlib.models.hst import HSTTagger, get_default_config
+from mernlib.report import machine
 
 
 def main(argv=None) -> None:
@@ -41,6 +42,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-type-level", action="store_true", help="plain multi-task model (no type level)")
     args = p.parse_args(argv)
+    print(f"machine: {machine()}")  # readings from two machines are not comparable
 
     torch.set_num_threads(args.threads)
     names = selection_names(args.datasets[0]) if len(args.datasets) == 1 else args.datasets

@@ -24,6 +24,7 @@ import time
 import torch
 
 from mernlib.models import MultiTaskTagger, get_default_config
+from mernlib.report import machine
 from mernlib.train import fit
 
 
@@ -108,6 +109,7 @@ def main(argv=None):
         help="torch.set_num_threads (default: torch's choice); 1 avoids OpenMP thrashing on a busy machine",
     )
     args = ap.parse_args(argv)
+    print(f"machine: {machine()}")  # readings from two machines are not comparable
     if args.threads:
         torch.set_num_threads(args.threads)
 

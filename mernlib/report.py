@@ -65,6 +65,22 @@ def invocation() -> str:
     return " ".join([head, *sys.argv[1:]])
 
 
+def machine() -> str:
+    """What the numbers were measured on: architecture, CPU model (Linux's ``/proc/cpuinfo``, when
+    readable) and CPU count. Speed readings from two machines are not comparable: the same benchmark at
+    the same commit ran 1.7x faster on one 2-core machine of this workplace than on another
+    (``benchmarks/README.md``), so every reading names its machine."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), ""
+            )
+    except OSError:
+        pass
+    return f"{platform.machine()}{', ' + model if model else ''}, {os.cpu_count()} CPUs"
+
+
 def run_record(
     *,
     command: str | None = None,
@@ -82,7 +98,7 @@ def run_record(
         "encoder": encoder,
         "git_commit": git_commit(),
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if started is not None:

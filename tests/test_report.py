@@ -44,3 +44,30 @@ def test_markdown_table_merges_spread_and_formats_numbers():
     assert lines[1] == "|---|---:|---:|---|"
     assert lines[2] == "| a | 0.8123 ± 0.0021 | 869.2 | 13 14 |"
     assert lines[3] == "| b | — | — | — |"
+
+
+def test_run_records_name_the_cpu_they_ran_on(monkeypatch):
+    import builtins
+    import io
+    import os
+
+    from mernlib.report import machine, run_record
+
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if str(path) == "/proc/cpuinfo":
+            return io.StringIO("processor\t: 0\nmodel name\t: Example CPU 9000\n")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert machine().endswith(f", Example CPU 9000, {os.cpu_count()} CPUs")
+    assert run_record(command="x")["machine"] == machine()
+
+    def no_cpuinfo(path, *args, **kwargs):
+        if str(path) == "/proc/cpuinfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_cpuinfo)  # macOS, Windows: the model is left out
+    assert machine().endswith(f"{os.cpu_count()} CPUs") and "Example" not in machine()
