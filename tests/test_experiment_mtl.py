@@ -3,6 +3,7 @@ across seeds with their spread, the provenance is complete, the stored PubTator 
 stored numbers, and `python -m mernlib table` prints the summary."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -204,6 +205,19 @@ def test_converged_rows_are_labelled_and_train_until_dev_stops(tmp_path):
     assert line["paper_row"] == "MTL-MEN&MER_feedback + Bi-LSTM-CNNs-CRF (converged, Adam)"  # quick: Adam
     stem = "mtl-both-feedback-converged-seed13-quick-e2-skip-gram-50d"
     assert (tmp_path / "mtl" / "sample" / f"{stem}.pubtator").exists()
+    # a variant with a dot in its name keeps the whole name in its files (Path.with_suffix cut it at the
+    # dot once: "...-dropout0.pubtator")
+    experiment.reproduce(
+        "sample", results_dir=tmp_path, scale="quick", only=["mtl-converged-dropout0.3"], epochs=1
+    )
+    result = json.loads((tmp_path / "mtl" / "sample.json").read_text())
+    (low,) = [r for r in result["runs"].values() if r["variant"] == "mtl-converged-dropout0.3"]
+    stem = "mtl-converged-dropout0.3-seed13-quick-e1-skip-gram-50d"
+    assert low["predictions"] == {
+        "combined": str(tmp_path / "mtl" / "sample" / f"{stem}.pubtator"),
+        "men_tags": str(tmp_path / "mtl" / "sample" / f"{stem}.men-tags.pubtator"),
+    }
+    assert all(Path(f).exists() for f in low["predictions"].values())
 
 
 def test_headline_is_the_version_dev_prefers(run):

@@ -793,7 +793,7 @@ def add_normalizer_scores(
     normalizer = test_normalizer(data, data_dir, scale_settings("mtl", scale).get("normalizer"))
     for run in runs:
         combined_file = Path(run["predictions"]["combined"])
-        stem = combined_file.with_suffix("")
+        stem = combined_file.with_name(combined_file.name.removesuffix(".pubtator"))
         combined, _ = read_predictions(combined_file, data.documents["test"])
         run["with_normalizer"] = with_normalizer(data, combined, normalizer, stem)
         store_run(results_dir, corpus, run)
@@ -840,7 +840,7 @@ def stored_outputs(
 
     stem = Path(results_dir) / "mtl" / corpus / output_stem(row, seed, scale, epochs, vectors=vectors)
     files = {
-        "combined": stem.with_suffix(".pubtator"),
+        "combined": stem.with_name(stem.name + ".pubtator"),
         "men_tags": stem.with_name(stem.name + ".men-tags.pubtator"),
     }
     if not all(f.exists() for f in files.values()):
@@ -969,7 +969,9 @@ def reproduce(
             / output_stem(row, seed, scale, config.epochs, epochs is None, vectors=vector_info["name"])
         )
         files = {
-            "combined": write_pubtator(predictions["combined"], stem.with_suffix(".pubtator"), texts=False),
+            "combined": write_pubtator(
+                predictions["combined"], stem.with_name(stem.name + ".pubtator"), texts=False
+            ),
             "men_tags": write_pubtator(
                 predictions["men_tags"], stem.with_name(stem.name + ".men-tags.pubtator"), texts=False
             ),
