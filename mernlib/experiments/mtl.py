@@ -1147,8 +1147,8 @@ def headline(result: dict) -> dict | None:
         return row[key] if key + "_sd" not in row else f"{row[key]:.4f} ± {row[key + '_sd']:.4f}"
 
     return {
-        "model": f"{row['paper_row']} ({'at most ' if split_variant(row['row'])[1] else ''}{row['epochs']} "
-        f"epochs, {row['vectors']} vectors, seeds {' '.join(map(str, row['seeds']))})",
+        "model": f"{row['paper_row']} ({'≤ ' if split_variant(row['row'])[1] else ''}{row['epochs']} "
+        f"epochs, {row['vectors']}, seeds {' '.join(map(str, row['seeds']))})",
         "paper protocol: ours": f"MER {both('mer_f1_paper_protocol')} / MEN {both('men_f1_paper_protocol')}",
         "paper protocol: paper": f"MER {row['paper_mer_f1']} / MEN {row['paper_men_f1']}",
         "standard NER F1": both("ner_f1_standard"),
