@@ -229,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128, help="pieces per packed sequence")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--save-at", type=int, action="append", default=[], help="also save after this step")
     p.add_argument("--results-dir", default="results", help="where the card's copy goes, under pretrain/")
@@ -517,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_steps=args.max_steps,
                 lr=args.lr,
                 batch_size=args.batch_size,
+                max_length=args.max_length,
                 seed=args.seed,
                 save_at=tuple(args.save_at),
                 progress=not args.no_progress,

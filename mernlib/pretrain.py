@@ -154,6 +154,11 @@ def continue_pretraining(
         kwargs = {"local_files_only": True} if local else {}
         _, tokenizer = load_encoder(config.encoder)
         model = AutoModelForMaskedLM.from_pretrained(resolved, **kwargs)
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if limit is not None and config.max_length > limit:
+            raise ValueError(
+                f"max_length {config.max_length} is more than the encoder's {limit} positions ({resolved})"
+            )
         ids, mask = pack_sequences(tokenizer, sentences, config.max_length)
         steps_per_epoch = math.ceil(len(ids) / config.batch_size)
         total = steps_per_epoch * config.epochs
