@@ -763,7 +763,7 @@ def with_normalizer(data: MTLData, combined: list[Document], normalizer, stem: P
 
     started = time.time()
     named = normalize_outputs(data, combined, normalizer)
-    path = write_pubtator(named, stem.with_name(stem.name + ".normalizer.pubtator"), texts=False)
+    path = write_pubtator(named, output_file(stem, "normalizer"), texts=False)
     described = normalizer.describe()
     return {
         "label": "MER mentions of the run, concept IDs from the shared normalizer (fitted on train + dev)",
@@ -796,7 +796,7 @@ def add_normalizer_scores(
     normalizer = test_normalizer(data, data_dir, scale_settings("mtl", scale).get("normalizer"))
     for run in runs:
         combined_file = Path(run["predictions"]["combined"])
-        stem = combined_file.with_name(combined_file.name.removesuffix(".pubtator"))
+        stem = combined_file.with_name(combined_file.name.removesuffix(OUTPUT_SUFFIXES["combined"]))
         combined, _ = read_predictions(combined_file, data.documents["test"])
         run["with_normalizer"] = with_normalizer(data, combined, normalizer, stem)
         store_run(results_dir, corpus, run)
@@ -843,8 +843,8 @@ def stored_outputs(
 
     stem = Path(results_dir) / "mtl" / corpus / output_stem(row, seed, scale, epochs, vectors=vectors)
     files = {
-        "combined": stem.with_name(stem.name + ".pubtator"),
-        "men_tags": stem.with_name(stem.name + ".men-tags.pubtator"),
+        "combined": output_file(stem, "combined"),
+        "men_tags": output_file(stem, "men_tags"),
     }
     if not all(f.exists() for f in files.values()):
         return None
@@ -972,12 +972,8 @@ def reproduce(
             / output_stem(row, seed, scale, config.epochs, epochs is None, vectors=vector_info["name"])
         )
         files = {
-            "combined": write_pubtator(
-                predictions["combined"], stem.with_name(stem.name + ".pubtator"), texts=False
-            ),
-            "men_tags": write_pubtator(
-                predictions["men_tags"], stem.with_name(stem.name + ".men-tags.pubtator"), texts=False
-            ),
+            "combined": write_pubtator(predictions["combined"], output_file(stem, "combined"), texts=False),
+            "men_tags": write_pubtator(predictions["men_tags"], output_file(stem, "men_tags"), texts=False),
         }
         run = {
             "variant": row,
@@ -1018,6 +1014,21 @@ def reproduce(
         run["with_normalizer"] = with_normalizer(data, predictions["combined"], normalizer, stem)
         written.append(store_run(results_dir, corpus, run))
     return written
+
+
+OUTPUT_SUFFIXES = {
+    "combined": ".pubtator",
+    "men_tags": ".men-tags.pubtator",
+    "normalizer": ".normalizer.pubtator",
+}
+"""The stored prediction files of a run, by what they hold: end to end, the MEN tags alone, and the MER
+mentions named by the shared normalizer."""
+
+
+def output_file(stem: Path, kind: str) -> Path:
+    """``<stem><suffix>`` for ``kind`` in :data:`OUTPUT_SUFFIXES`. Appended to the name, never through
+    ``Path.with_suffix``, which would cut a stem with a dot in it (``...-dropout0.3``)."""
+    return stem.with_name(stem.name + OUTPUT_SUFFIXES[kind])
 
 
 def output_stem(
