@@ -199,6 +199,7 @@ def continue_pretraining(
                 "config": asdict(config),
                 "text": text,
                 "steps": step,
+                "torch_threads": torch.get_num_threads(),  # the numbers are the same at the same count
                 "history": history,
                 "provenance": run_record(
                     seed=config.seed, encoder=encoder_name(config.encoder), started=started
