@@ -335,7 +335,8 @@ def _train(args) -> None:
         config.tagger = dataclasses.replace(config.tagger, **overrides)  # validates the values
         name = f"{args.model}-{corpus}-{args.scale}" + (f"-seed{args.seed}" if args.seed != 13 else "")
         name += f"-e{args.epochs}" if args.epochs else ""
-        name += "".join(f"-{key}{value}" for key, value in overrides.items())
+        # a folder given as a value (--set encoder=runs/encoders/x) names the run by its last part
+        name += "".join(f"-{key}{Path(str(value)).name}" for key, value in overrides.items())
         if args.model_dir:
             model_dir = Path(args.model_dir) / name if len(corpora) > 1 else Path(args.model_dir)
         else:

@@ -102,6 +102,9 @@ class PipelineConfig:
     # the floor of RETRIEVAL_FLOORS with the best dev men-document F1, choose_retrieval_floor). On dev it
     # added 2.3 points of men-document F1 on NCBI (train best's tagger) and 7.4 on BC5CDR (the pipeline's)
     retrieval_floor: float | str | None = "dev"
+    # continue the encoder's masked-language-model pretraining on the corpora's non-test text first
+    # (mernlib.pretrain: fields of PretrainConfig, e.g. {"epochs": 1}; cached per machine); None: off
+    pretraining: dict | None = None
 
     def __post_init__(self):
         from .models.hst import get_default_config
@@ -597,6 +600,15 @@ def train_pipeline(
     log(f"tagger: {len(dataset.train)} training sentences, tags {dataset.tags}")
     for aux in auxiliary:
         log(f"  + {aux.name}: {len(aux.train)} training sentences, tags {aux.tags}")
+    pretraining = None
+    if config.pretraining is not None and encoder is None and not config.tiny_encoder:
+        from .pretrain import pretrained_encoder
+
+        text = "sample" if corpus == "sample" else "real"
+        folder, pretraining = pretrained_encoder(
+            config.tagger.encoder, config.pretraining, text, data_dir, log
+        )
+        config.tagger.encoder = str(folder)
     t0 = time.time()
     tagger, fit, fine_tuning = train_tagger(dataset, config, encoder, auxiliary)
     tagger_seconds = time.time() - t0
@@ -622,6 +634,12 @@ def train_pipeline(
     )
     if floor is not None:
         pipeline.card["retrieval_floor"] = floor
+    if pretraining is not None:  # what the tagger's encoder learnt before the tagging task
+        pipeline.card["pretraining"] = {k: v for k, v in pretraining.items() if k != "format"}
+        described = (
+            f"{pretraining['encoder']} + MLM on the corpora's non-test text ({pretraining['steps']} steps)"
+        )
+        pipeline.card["tagger"]["encoder"] = pipeline.card["provenance"]["encoder"] = described
     if model_dir is not None:
         pipeline.save(model_dir)
         log(f"saved {model_dir}")

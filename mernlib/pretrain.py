@@ -123,6 +123,7 @@ def continue_pretraining(
     corpus: str = "sample",
     data_dir=None,
     sentences: list[str] | None = None,
+    sources: list[str] | None = None,
 ) -> dict:
     """Train ``config.encoder`` further with the MLM objective on ``sentences`` (default: the corpora's
     non-test text, :func:`pretraining_text`); write the encoder (transformer + tokenizer, loadable by
@@ -140,9 +141,9 @@ def continue_pretraining(
     if output.exists() and any(output.iterdir()):
         raise FileExistsError(f"{output} exists and is not empty: choose another --output or remove it")
     started = time.time()
-    sources = ["given sentences"]
     if sentences is None:
         sentences, sources = pretraining_text(corpus, data_dir)
+    sources = sources or ["given sentences"]
     if not sentences:
         raise ValueError("no text to pretrain on")
     threads_before = torch.get_num_threads()
@@ -257,3 +258,35 @@ def write_encoder(model, tokenizer, resolved: str, kwargs: dict, folder: Path) -
     folder.mkdir(parents=True, exist_ok=True)
     encoder.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+
+
+def pretrained_encoder(
+    encoder: str | None, settings: dict, corpus: str = "real", data_dir=None, log=None
+) -> tuple[Path, dict]:
+    """``(folder, card)``: ``encoder`` after :func:`continue_pretraining` with ``settings`` (fields of
+    :class:`PretrainConfig`) on the non-test text of ``corpus`` (``"sample"``, or anything else for the
+    real corpora), made once and cached under ``$MERNLIB_CACHE/pretrained/<key>``. The key covers the
+    settings, the starting encoder and the text itself, so a change to any of them makes a new encoder;
+    ``train best`` calls this, and a second system trained on the same machine reuses the first's."""
+    import hashlib
+    import shutil
+
+    from .encoders import encoder_name
+    from .paths import cache_dir
+
+    config = PretrainConfig(encoder=encoder, **settings)
+    sentences, sources = pretraining_text(corpus, data_dir)
+    identity = {k: v for k, v in asdict(config).items() if k not in ("progress", "threads", "save_at")}
+    identity |= {"encoder": encoder_name(encoder), "sources": sources}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
+    digest.update("\n".join(sentences).encode())
+    target = cache_dir("pretrained") / digest.hexdigest()[:12]
+    if (target / "pretraining.json").is_file():
+        return target, json.loads((target / "pretraining.json").read_text())
+    if log:
+        log(f"continued MLM pretraining of {encoder_name(encoder)} on {len(sentences)} sentences -> {target}")
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    card = continue_pretraining(partial, config, sentences=sentences, sources=sources)
+    partial.rename(target)  # whole or absent: a run killed midway leaves only a .partial folder
+    return target, card

@@ -194,6 +194,10 @@ def test_set_overrides_tagger_fields_and_names_the_folder(tmp_path, monkeypatch,
     name = "best-ncbi-disease-full-lr5e-05-lr_schedulelinear-epochs2"
     assert seen == [(5e-5, "linear", 2, name)]
     assert (tmp_path / "runs" / "results" / "models" / f"{name}.json").exists()  # not results/
+    main([*args, "--set", f"encoder={tmp_path / 'encoders' / 'minilm-mlm'}"])  # a folder: its last part
+    assert seen[-1][3] == "best-ncbi-disease-full-encoderminilm-mlm"
+    assert (tmp_path / "runs" / "results" / "models" / f"{seen[-1][3]}.json").exists()
+    seen.pop()
     for setting, message in [
         ("no_such_field=1", "expected NAME=VALUE with NAME one of"),
         ("lr=fast", "lr takes a float, not 'fast'"),

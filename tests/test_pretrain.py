@@ -124,3 +124,37 @@ def test_cli_pretrain(tmp_path, tiny_encoder_dir, capsys):
     assert main(args) == 2  # the folder exists now: a clear error, not a traceback
     assert "not empty" in capsys.readouterr().err
     assert main(["pretrain", "--output", str(tmp_path / "x"), "--epochs", "0"]) == 2
+
+
+def test_pretrained_encoder_is_made_once_and_keyed_by_its_settings(tmp_path, tiny_encoder_dir, monkeypatch):
+    from mernlib import pretrain
+
+    monkeypatch.setenv("MERNLIB_CACHE", str(tmp_path / "cache"))
+    settings = {"max_length": 32, "batch_size": 8, "max_steps": 1, "progress": False}
+    folder, card = pretrain.pretrained_encoder(str(tiny_encoder_dir), settings, "sample")
+    assert (folder / "pretraining.json").is_file() and card["steps"] == 1
+    assert card["text"]["sources"] == ["sample train", "sample dev"]
+    assert not list(folder.parent.glob("*.partial-*"))
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a cached encoder is trained again")
+
+    monkeypatch.setattr(pretrain, "continue_pretraining", must_not_train)
+    again, _ = pretrain.pretrained_encoder(str(tiny_encoder_dir), settings, "sample")
+    assert again == folder
+    with pytest.raises(AssertionError, match="trained again"):  # other settings: another encoder
+        pretrain.pretrained_encoder(str(tiny_encoder_dir), settings | {"lr": 1e-4}, "sample")
+
+
+def test_a_pipeline_with_pretraining_says_so_on_its_card(tmp_path, tiny_encoder_dir, monkeypatch):
+    from mernlib.pipeline import quick_config, train_pipeline
+
+    monkeypatch.setenv("MERNLIB_CACHE", str(tmp_path / "cache"))
+    config = quick_config(13, epochs=1, encoder=str(tiny_encoder_dir), max_length=32)
+    config.tiny_encoder = None  # the tagger starts from the (pretrained) tiny encoder folder
+    config.pretraining = {"max_length": 32, "batch_size": 8, "max_steps": 2, "progress": False}
+    pipeline = train_pipeline("sample", config=config, progress=False)
+    card = pipeline.card
+    assert card["pretraining"]["steps"] == 2 and "MLM" in card["tagger"]["encoder"]
+    assert card["provenance"]["encoder"] == card["tagger"]["encoder"]
+    assert str(tmp_path / "cache") in card["config"]["tagger"]["encoder"]  # the encoder it really loaded
