@@ -204,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--set lr=5e-5 --set lr_schedule=linear; like --epochs, the card then goes to runs/results/ "
         "and the folder's name says what was set",
     )
+    p.add_argument(
+        "--pretrain",
+        choices=["on", "off"],
+        default=None,
+        help="continue the encoder's masked-language-model pretraining on the corpora's non-test text before "
+        "training (mernlib.pretrain; made once per machine, then cached); default: the system's own choice "
+        "(mernlib.pipeline.best_config says which and why); a change is in the folder's name",
+    )
     p.add_argument("--model-dir", help="where the folder goes (default: runs/models/<model>-<corpus>-...)")
     p.add_argument(
         "--results-dir",
@@ -337,11 +345,17 @@ def _train(args) -> None:
         name += f"-e{args.epochs}" if args.epochs else ""
         # a folder given as a value (--set encoder=runs/encoders/x) names the run by its last part
         name += "".join(f"-{key}{Path(str(value)).name}" for key, value in overrides.items())
+        pretrain_changed = args.pretrain is not None and (args.pretrain == "on") != (
+            config.pretraining is not None
+        )
+        if pretrain_changed:
+            config.pretraining = {} if args.pretrain == "on" else None
+            name += "-pretrain" if args.pretrain == "on" else "-no-pretrain"
         if args.model_dir:
             model_dir = Path(args.model_dir) / name if len(corpora) > 1 else Path(args.model_dir)
         else:
             model_dir = Path("runs") / "models" / name
-        committed = args.scale == "full" and args.epochs is None and not overrides
+        committed = args.scale == "full" and args.epochs is None and not overrides and not pretrain_changed
         results_dir = (
             Path(args.results_dir) if args.results_dir else RESULTS_DIR if committed else SCRATCH_RESULTS_DIR
         )

@@ -198,6 +198,8 @@ def test_set_overrides_tagger_fields_and_names_the_folder(tmp_path, monkeypatch,
     assert seen[-1][3] == "best-ncbi-disease-full-encoderminilm-mlm"
     assert (tmp_path / "runs" / "results" / "models" / f"{seen[-1][3]}.json").exists()
     seen.pop()
+    main([*args, "--pretrain", "on" if mernlib.pipeline.best_config().pretraining is None else "off"])
+    assert seen.pop()[3].endswith("pretrain")  # a change from the system's default is in the name
     for setting, message in [
         ("no_such_field=1", "expected NAME=VALUE with NAME one of"),
         ("lr=fast", "lr takes a float, not 'fast'"),
