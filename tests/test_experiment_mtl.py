@@ -191,6 +191,16 @@ def test_converged_rows_are_labelled_and_train_until_dev_stops(tmp_path):
         experiment.output_stem("mtl-converged-dropout0.3", 13, "full", 60)
         == "mtl-converged-dropout0.3-seed13"
     )
+    # shared concept rows: the same training with the MEN head's rows shared through concept descriptors,
+    # at every scale (it is the model, not the training); its own label
+    shared = "mtl-both-feedback-converged-dropout0.3-shared-concepts"
+    assert experiment.split_variant(shared) == ("mtl-both-feedback", True)
+    assert experiment.scale_config(shared, "full").concept_descriptor_dim == 50
+    assert experiment.scale_config(shared, "quick").concept_descriptor_dim == 50
+    assert experiment.scale_config(shared, "quick").dropout == 0.3
+    assert experiment.variant_label(shared, ["sgd"]).endswith(
+        "(converged, SGD, dropout 0.3, shared concept rows)"
+    )
     # a stored converged run: its own summary line, the paper's numbers beside it, and the headline
     # prefers it to the paper-trained row
     torch.set_num_threads(1)
@@ -304,3 +314,36 @@ def test_men_convergence_study_reports_curves_and_recall_by_concept_frequency():
     normalized = [m for d in data.documents["dev"] for m in d.mentions if split_concept(m.concept)]
     assert sum(b["mentions"] for b in buckets.values()) == len(normalized)
     assert buckets.get("never", {"recall": 0.0})["recall"] == 0.0  # an unseen concept is never tagged
+
+
+def test_concept_descriptors_read_training_mentions_only():
+    """The MEN head's concept descriptors: the mean vector of the words of each concept's training mentions
+    (composite mentions count for each part); dev and test mentions are never read."""
+    import numpy as np
+
+    data = experiment.prepare("sample")
+
+    class Vectors:  # a word -> vector table with gensim's two members that the function reads
+        def __init__(self, words):
+            self.key_to_index = {w: i for i, w in enumerate(words)}
+
+        def __getitem__(self, word):
+            return np.eye(len(self.key_to_index), dtype=np.float32)[self.key_to_index[word]]
+
+    train_words = {w.lower() for d in data.documents["train"] for m in d.mentions for w in m.text.split()}
+    held_out = {
+        w.lower()
+        for s in ("dev", "test")
+        for d in data.documents[s]
+        for m in d.mentions
+        for w in m.text.split()
+    }
+    only_held_out = sorted(held_out - train_words)
+    vectors = Vectors(sorted(train_words | held_out))
+    descriptors = experiment.concept_descriptors(data, vectors)
+    train_concepts = {
+        c for d in data.documents["train"] for m in d.mentions if m.concept for c in m.concept.split("|")
+    }
+    assert set(descriptors) <= train_concepts and len(descriptors) > 0.8 * len(train_concepts)
+    held = [vectors.key_to_index[w] for w in only_held_out if w.isalnum()]
+    assert held and all(float(v[held].sum()) == 0.0 for v in descriptors.values())

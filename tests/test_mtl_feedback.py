@@ -292,3 +292,59 @@ def test_emission_prior_init_sets_each_heads_bias_to_the_log_tag_frequency():
         if not torch.equal(a, b)
     ]
     assert sorted(differing) == ["heads.men.linear.bias", "heads.mer.linear.bias"]
+
+
+def test_shared_concept_rows_start_as_the_plain_head_and_share_through_descriptors(tmp_path):
+    """``concept_descriptor_dim``: W = W_free + D A. With A = 0 the model is the plain one, weight for
+    weight; D holds each concept's unit descriptor in its B or I half (a composite: the mean of its parts;
+    no descriptor: a zero row); a gradient step on one concept moves another concept's row through A;
+    save/load keeps D."""
+    from mernlib.models.mtl_feedback import ConceptSharedLinear
+
+    vectors = {
+        "D001260": torch.tensor([1.0, 0.0, 0.0, 0.0]),
+        "D009369": torch.tensor([0.0, 2.0, 0.0, 0.0]),
+        "D001943": torch.tensor([0.0, 1.0, 1.0, 0.0]),
+        "D014786": torch.tensor([0.0, 0.0, 0.0, 3.0]),
+        "D006311": torch.tensor([0.0, 0.0, 3.0, 0.0]),
+    }  # D001259 has none
+    plain = _model(feedback="both")
+    shared = MultiTaskTagger.build(
+        get_default_config(**SMALL, feedback="both", concept_descriptor_dim=4),
+        SENTENCES,
+        TAGS,
+        concept_descriptors=vectors,
+    )
+    head = shared.heads["men"].linear
+    assert isinstance(head, ConceptSharedLinear) and isinstance(shared.heads["mer"].linear, nn.Linear)
+    assert torch.equal(head.weight, plain.heads["men"].linear.weight)  # A = 0: the paper's model
+    batch = plain.make_batch(SENTENCES, TAGS)
+    plain.eval(), shared.eval()
+    assert torch.equal(plain(batch)["men"], shared(batch)["men"])
+    itos = shared.tag_vocabs["men"].itos
+    row = {t: head.descriptors[i] for i, t in enumerate(itos)}
+    assert torch.equal(row["B-D009369"], torch.tensor([0.0, 1.0, 0, 0, 0, 0, 0, 0]))  # unit length, B half
+    assert torch.equal(row["I-D001260"], torch.tensor([0.0, 0, 0, 0, 1.0, 0, 0, 0]))  # I half
+    composite = torch.tensor([0.0, 0, 1.5, 1.5]) / torch.tensor([0.0, 0, 1.5, 1.5]).norm()
+    assert torch.allclose(row["B-D014786|D006311"][:4], composite)
+    assert not row["B-D001259"].any() and not row["O"].any()
+    with pytest.raises(ValueError, match="concept_descriptors"):
+        MultiTaskTagger.build(get_default_config(**SMALL, concept_descriptor_dim=4), SENTENCES, TAGS)
+    # one step on a sentence about D001943 moves the row of D009369 (a related descriptor), not only its own
+    shared.train()
+    before = head.weight.detach().clone()
+    optimizer = torch.optim.SGD(shared.parameters(), lr=0.1)
+    one = shared.make_batch(SENTENCES[2:3], {t: TAGS[t][2:3] for t in TAGS})
+    shared.loss(one, "men").backward()
+    assert head.A.grad is not None and head.A.grad.abs().sum() > 0
+    optimizer.step()
+    b_cancer = itos.index("B-D009369")
+    assert not torch.allclose(
+        head.weight[b_cancer] - head.free.weight[b_cancer], before[b_cancer] - before[b_cancer]
+    )
+    path = tmp_path / "shared.pt"
+    shared.save(path)
+    loaded = MultiTaskTagger.load(path)
+    assert torch.equal(loaded.heads["men"].linear.descriptors, head.descriptors)
+    shared.eval()
+    assert loaded.predict_tags(SENTENCES) == shared.predict_tags(SENTENCES)

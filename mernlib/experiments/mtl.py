@@ -75,12 +75,20 @@ two CPU-hours."""
 CONVERGED_TRAININGS = {
     CONVERGED: CONVERGED_TRAINING,
     CONVERGED + "-dropout0.3": {**CONVERGED_TRAINING, "dropout": 0.3},
+    CONVERGED + "-dropout0.3-shared-concepts": {
+        **CONVERGED_TRAINING,
+        "dropout": 0.3,
+        "concept_descriptor_dim": 50,
+    },
 }
 """Every converged training by its variant suffix. ``-converged-dropout0.3`` is the same training with
 dropout 0.3 instead of the paper's 0.5: the MEN convergence study (dev only, ``findings.md`` item 4) found
 that the single-task MEN head learned fastest with it (dev MEN 0.405 against 0.376 after 8 epochs). Which of
 the two a headline row uses is then chosen on dev, by the multi-task runs' own dev scores
-(:func:`headline`), never on test."""
+(:func:`headline`), never on test. ``-converged-dropout0.3-shared-concepts`` adds the kit's answer to the
+study's other finding, that concepts seen 1-5 times in training are never predicted: the MEN head's rows share
+parameters through descriptors of their concepts (``MTLConfig.concept_descriptor_dim``,
+:func:`concept_descriptors`), 50 numbers each, as the word vectors."""
 VARIANTS = (
     tuple(ROWS)
     + tuple(row + suffix for suffix in CONVERGED_TRAININGS for row in ROWS)
@@ -124,6 +132,7 @@ def variant_label(variant: str, optimizers=()) -> str:
     names = [OPTIMIZER_NAMES.get(o, o) for o in sorted(set(optimizers))]
     dropout = converged_training(variant).get("dropout")
     names += [f"dropout {dropout}"] if dropout is not None else []
+    names += ["shared concept rows"] if converged_training(variant).get("concept_descriptor_dim") else []
     return ROWS[row][0] + (f" (converged, {', '.join(names)})" if names else " (converged)")
 
 
@@ -578,8 +587,10 @@ def scale_config(row: str, scale: str = "quick", **overrides):
     from . import scale_settings
 
     training = converged_training(row)
-    if training and scale != "full":  # smaller scales keep their own training, with the same patience
-        training = {k: v for k, v in training.items() if k in ("patience", "dropout")}
+    if training and scale != "full":  # smaller scales keep their own training (same patience, model)
+        training = {
+            k: v for k, v in training.items() if k in ("patience", "dropout", "concept_descriptor_dim")
+        }
     row = split_variant(row)[0]
     return row_config(row, **{**scale_settings("mtl", scale)["config"], **training, **overrides})
 
@@ -603,12 +614,21 @@ def train_row(row: str, data: MTLData, config=None, vectors=None, progress: bool
     models, histories = {}, {}
     for tasks in task_sets:
         cfg = replace(config, tasks=tasks, feedback="none" if pipeline else config.feedback)
+        descriptors = None
+        if cfg.concept_descriptor_dim and "men" in tasks:
+            if vectors is None or vectors.vector_size != cfg.concept_descriptor_dim:
+                size = None if vectors is None else vectors.vector_size
+                raise ValueError(
+                    f"shared concept rows need word vectors of {cfg.concept_descriptor_dim} dims, not {size}"
+                )
+            descriptors = concept_descriptors(data, vectors)
         model = MultiTaskTagger.build(
             cfg,
             words,
             {t: data.tags["train"][t] for t in tasks},
             keyed_vectors=vectors,
             extra_words=_vector_words(vectors, data),
+            concept_descriptors=descriptors,
         )
         train_data = {
             t: (
@@ -629,6 +649,33 @@ def train_row(row: str, data: MTLData, config=None, vectors=None, progress: bool
             models[t] = model
         histories["+".join(tasks)] = result.history
     return TrainedRow(row, models, histories, time.time() - started)
+
+
+def concept_descriptors(data: MTLData, vectors) -> dict:
+    """Concept ID -> the mean word vector of the words of its training mentions (every part of a composite
+    ``a|b`` mention counts for ``a`` and for ``b``): what :class:`~mernlib.models.mtl_feedback.ConceptSharedLinear`
+    shares the MEN head's rows through. Words without a vector (as is, or lower-cased) are left out; a
+    concept none of whose words has one gets no descriptor (its rows stay free). Only training text is read.
+    Returns concept ID -> ``torch.Tensor``."""
+    import re
+
+    import numpy as np
+    import torch
+
+    words_of: dict[str, list[str]] = {}
+    for document in data.documents["train"]:
+        for mention in document.mentions:
+            if not mention.concept or (data.men_types is not None and mention.type not in data.men_types):
+                continue
+            for cid in mention.concept.split("|"):
+                words_of.setdefault(cid, []).extend(re.findall(r"\w+", mention.text))
+    out = {}
+    for cid, words in words_of.items():
+        found = [w if w in vectors.key_to_index else w.lower() for w in words]
+        rows = [vectors[w] for w in found if w in vectors.key_to_index]
+        if rows:
+            out[cid] = torch.tensor(np.mean(rows, axis=0), dtype=torch.float32)
+    return out
 
 
 def _vector_words(vectors, data: MTLData) -> list[str]:

@@ -114,6 +114,12 @@ class MTLConfig:
       frequency (add-one smoothed), so an untrained head already predicts the tag prior -- ``O`` almost
       everywhere -- instead of a near-uniform guess over ~1,200 MEN tags (the "init well" habit). The
       men-convergence study (:func:`mernlib.experiments.mtl.men_convergence`, notebook 03) measures it.
+    * ``concept_descriptor_dim=0``: each MEN tag has its own emission row, trained only by the mentions of
+      its concept, as in the paper. The MEN convergence study found that concepts seen 1-5 times in
+      training get dev recall 0 that way. A positive value is a kit deviation (off by default): the MEN
+      head's rows share what their concepts have in common, ``W = W_free + D A``, with ``D`` a fixed
+      descriptor of each tag's concept of this size (:class:`ConceptSharedLinear`; the descriptors are
+      given to :meth:`MultiTaskTagger.build`).
     * ``softmax`` decoder loss: token cross-entropy summed over a sentence, on the same scale as the
       CRF's per-sentence negative log-likelihood, and reduced over the batch like it.
     """
@@ -150,6 +156,7 @@ class MTLConfig:
     loss_reduction: str = "sum"
     grad_clip: float | None = 200.0
     emission_prior_init: bool = False
+    concept_descriptor_dim: int = 0
     seed: int = 13
 
     def __post_init__(self):
@@ -170,6 +177,8 @@ class MTLConfig:
             raise ValueError("feedback_rounds must be >= 1")
         if self.crf_structure not in ("auto", "full", "factorised"):
             raise ValueError(f"crf_structure must be auto|full|factorised, not {self.crf_structure!r}")
+        if self.concept_descriptor_dim < 0:
+            raise ValueError(f"concept_descriptor_dim must be >= 0, not {self.concept_descriptor_dim}")
         if self.crf_structure == "factorised" and not self.crf_constraints:
             raise ValueError("the factorised CRF is built on the BIO constraints: crf_constraints=True")
 
@@ -413,6 +422,60 @@ class Feedback(nn.Module):
         return torch.addmm(out.flatten(0, -2), y_other.flatten(0, -2), self.U @ w2.t()).view_as(out)
 
 
+class ConceptSharedLinear(nn.Module):
+    """The MEN head's emission layer with rows that share what their concepts have in common:
+
+        W = W_free + D A,        P = v W^T + b
+
+    ``W_free`` and ``b`` are the plain layer's (initialised as ``nn.Linear``), ``D`` is a fixed
+    ``|L| x 2e`` matrix -- the row of ``B-c`` is ``[d_c, 0]``, of ``I-c`` ``[0, d_c]``, of ``O`` zeros, with
+    ``d_c`` a unit-length descriptor of concept ``c`` (in the MTL experiment: the mean word vector of its
+    training mentions) -- and ``A`` a learned ``2e x in`` matrix, zero at the start so that the model
+    starts as the paper's. Why: a plain row learns only from its own concept's mentions, so a concept
+    seen a few times is never predicted; through ``A`` every mention moves the rows of all concepts whose
+    descriptors resemble its own. ``weight`` and ``bias`` behave as ``nn.Linear``'s, so the feedback
+    algebra (:class:`Feedback`) and the CRF take this layer unchanged.
+    """
+
+    def __init__(self, in_dim: int, num_tags: int, descriptor_dim: int):
+        super().__init__()
+        self.free = nn.Linear(in_dim, num_tags)
+        self.register_buffer("descriptors", torch.zeros(num_tags, 2 * descriptor_dim))
+        self.A = nn.Parameter(torch.zeros(2 * descriptor_dim, in_dim))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return torch.addmm(self.free.weight, self.descriptors, self.A)
+
+    @property
+    def bias(self) -> torch.Tensor:
+        return self.free.bias
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return F.linear(v, self.weight, self.bias)
+
+    def set_descriptors(self, tags: Sequence[str], vectors: Mapping[str, torch.Tensor]) -> int:
+        """Fill ``D`` from ``vectors`` (concept label -> descriptor) for the tags ``tags`` (in id order,
+        BIO); a composite label ``a|b`` takes the mean of its parts. Returns how many concept tags got none
+        (their rows stay free alone)."""
+        e = self.descriptors.shape[1] // 2
+        table = torch.zeros_like(self.descriptors)
+        missing = 0
+        for i, tag in enumerate(tags):
+            prefix, _, label = tag.partition("-")
+            if prefix not in ("B", "I") or not label:
+                continue
+            parts = [torch.as_tensor(vectors[p], dtype=table.dtype) for p in label.split("|") if p in vectors]
+            if not parts:
+                missing += 1
+                continue
+            d = torch.stack(parts).mean(0)
+            d = d / d.norm().clamp_min(1e-8)
+            table[i, (0 if prefix == "B" else e) : (e if prefix == "B" else 2 * e)] = d
+        self.descriptors.copy_(table)
+        return missing
+
+
 class TaskHead(nn.Module):
     """Emissions P = v_task W + b, decoded by a softmax per token or by a CRF over the sentence.
 
@@ -432,10 +495,15 @@ class TaskHead(nn.Module):
         crf_constraints: bool = True,
         crf_structure: str = "auto",
         outside: str = "O",
+        descriptor_dim: int = 0,
     ):
         super().__init__()
         self.reduction = reduction
-        self.linear = nn.Linear(in_dim, num_tags)
+        self.linear = (
+            ConceptSharedLinear(in_dim, num_tags, descriptor_dim)
+            if descriptor_dim
+            else nn.Linear(in_dim, num_tags)
+        )
         self.crf = None
         if decoder == "crf":
             if tag_names is not None and crf_constraints:
@@ -529,6 +597,7 @@ class MultiTaskTagger(nn.Module):
                     crf_constraints=c.crf_constraints,
                     crf_structure=c.crf_structure,
                     outside=tag_vocab.outside,
+                    descriptor_dim=c.concept_descriptor_dim if task == "men" else 0,
                 )
 
     # -- construction from data ---------------------------------------------------------------
@@ -540,13 +609,21 @@ class MultiTaskTagger(nn.Module):
         tags: Mapping[str, Sequence[Sequence[str]]],
         keyed_vectors=None,
         extra_words: Sequence[str] = (),
+        concept_descriptors: Mapping[str, torch.Tensor] | None = None,
     ) -> MultiTaskTagger:
         """Vocabularies from the training ``sentences`` and ``tags`` (task -> tag lists), word
         embeddings from gensim ``keyed_vectors`` when given (see :func:`mernlib.embeddings.embedding_matrix`).
 
         ``extra_words`` join the word vocabulary without being training words: pass the words of unseen
         text that have a pretrained vector, so they are looked up instead of becoming UNK.
+
+        ``concept_descriptors`` (concept label -> vector of ``config.concept_descriptor_dim``) fill the MEN
+        head's ``D`` when ``config.concept_descriptor_dim`` is set (:class:`ConceptSharedLinear`).
         """
+        if config.concept_descriptor_dim and "men" in config.tasks and concept_descriptors is None:
+            raise ValueError(
+                "config.concept_descriptor_dim is set: give concept_descriptors for the MEN head"
+            )
         vocab = Vocab.build(
             sentences,
             min_freq=config.word_min_freq,
@@ -563,6 +640,9 @@ class MultiTaskTagger(nn.Module):
 
             pretrained, _ = embedding_matrix(vocab, keyed_vectors, dim=config.word_dim, seed=config.seed)
         model = cls(config, vocab, tag_vocabs, char_vocab, pretrained)
+        if config.concept_descriptor_dim and "men" in config.tasks:
+            with torch.no_grad():
+                model.heads["men"].linear.set_descriptors(tag_vocabs["men"].itos, concept_descriptors)
         if config.emission_prior_init:
             model.init_emission_prior(tags)
         return model
