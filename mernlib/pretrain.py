@@ -265,22 +265,15 @@ def pretrained_encoder(
 ) -> tuple[Path, dict]:
     """``(folder, card)``: ``encoder`` after :func:`continue_pretraining` with ``settings`` (fields of
     :class:`PretrainConfig`) on the non-test text of ``corpus`` (``"sample"``, or anything else for the
-    real corpora), made once and cached under ``$MERNLIB_CACHE/pretrained/<key>``. The key covers the
-    settings, the starting encoder and the text itself, so a change to any of them makes a new encoder;
+    real corpora), made once and cached under ``$MERNLIB_CACHE/pretrained/<key>`` (:func:`cache_folder`);
     ``train best`` calls this, and a second system trained on the same machine reuses the first's."""
-    import hashlib
     import shutil
 
     from .encoders import encoder_name
-    from .paths import cache_dir
 
     config = PretrainConfig(encoder=encoder, **settings)
     sentences, sources = pretraining_text(corpus, data_dir)
-    identity = {k: v for k, v in asdict(config).items() if k not in ("progress", "threads", "save_at")}
-    identity |= {"encoder": encoder_name(encoder), "sources": sources}
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
-    digest.update("\n".join(sentences).encode())
-    target = cache_dir("pretrained") / digest.hexdigest()[:12]
+    target = cache_folder(config, sentences, sources)
     if (target / "pretraining.json").is_file():
         return target, json.loads((target / "pretraining.json").read_text())
     if log:
@@ -290,3 +283,20 @@ def pretrained_encoder(
     card = continue_pretraining(partial, config, sentences=sentences, sources=sources)
     partial.rename(target)  # whole or absent: a run killed midway leaves only a .partial folder
     return target, card
+
+
+def cache_folder(config: PretrainConfig, sentences: list[str], sources: list[str]) -> Path:
+    """Where :func:`pretrained_encoder` keeps the encoder of ``config`` on ``sentences``: the key covers
+    the settings (not the progress bar, threads or intermediate saves), the starting encoder and the text
+    itself, so a change to any of them makes a new encoder. An encoder made by ``python -m mernlib
+    pretrain`` with the same settings may be copied there to be reused."""
+    import hashlib
+
+    from .encoders import encoder_name
+    from .paths import cache_dir
+
+    identity = {k: v for k, v in asdict(config).items() if k not in ("progress", "threads", "save_at")}
+    identity |= {"encoder": encoder_name(config.encoder), "sources": sources}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
+    digest.update("\n".join(sentences).encode())
+    return cache_dir("pretrained") / digest.hexdigest()[:12]
