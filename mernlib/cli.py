@@ -227,18 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Domain-adaptive pretraining (mernlib.pretrain): BERT's masked-language-model objective "
         "on the train and dev text of every corpus in --data-dir, deduplicated. Writes an encoder folder that "
         "`train ... --set encoder=FOLDER` and `reproduce e2emern|hst --encoder FOLDER` take, with its card "
-        "pretraining.json (copied to RESULTS_DIR/pretrain/ for the real corpora).",
+        "pretraining.json (copied to RESULTS_DIR/pretrain/ for the real corpora). Options left unset take "
+        "mernlib.pretrain.PretrainConfig's defaults: one epoch at lr 5e-5, 32 sequences of 128 pieces, seed 13.",
     )
     p.add_argument("--output", required=True, help="the new encoder's folder (must not exist or be empty)")
     p.add_argument("--corpus", default="sample", help="sample (its train + dev), or real: every corpus found")
     p.add_argument("--data-dir", default=None, help="folder holding the corpora (default: $MERNLIB_DATA)")
     p.add_argument("--encoder", default=None, help="the encoder to start from (default: the bundled MiniLM)")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=128, help="pieces per packed sequence")
-    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-length", type=int, help="pieces per packed sequence")
+    p.add_argument("--seed", type=int)
     p.add_argument("--save-at", type=int, action="append", default=[], help="also save after this step")
     p.add_argument("--results-dir", default="results", help="where the card's copy goes, under pretrain/")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -522,22 +523,15 @@ def main(argv: list[str] | None = None) -> int:
             from .pretrain import PretrainConfig, continue_pretraining
             from .report import write_json
 
-            for name in ("epochs", "batch_size"):
-                if getattr(args, name) < 1:
-                    raise ValueError(
-                        f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}"
-                    )
-            config = PretrainConfig(
-                encoder=args.encoder,
-                epochs=args.epochs,
-                max_steps=args.max_steps,
-                lr=args.lr,
-                batch_size=args.batch_size,
-                max_length=args.max_length,
-                seed=args.seed,
-                save_at=tuple(args.save_at),
-                progress=not args.no_progress,
-            )
+            given = {
+                name: getattr(args, name)
+                for name in ("encoder", "epochs", "max_steps", "lr", "batch_size", "max_length", "seed")
+                if getattr(args, name) is not None
+            }
+            for name in ("epochs", "batch_size", "max_steps"):
+                if name in given and given[name] < 1:
+                    raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {given[name]}")
+            config = PretrainConfig(**given, save_at=tuple(args.save_at), progress=not args.no_progress)
             card = continue_pretraining(args.output, config, corpus=args.corpus, data_dir=args.data_dir)
             print(f"saved {args.output}: {card['steps']} steps, last loss {card['history'][-1]['loss']}")
             if args.corpus != "sample":
