@@ -1129,8 +1129,9 @@ def headline(card: dict) -> dict:
     first = tagger["ingredients"][soup["kept"][0]] if soup else tagger  # a soup's ingredients share a recipe
     aux = first.get("auxiliary") or {}
     parts = [card["tagger"]["encoder"].split(" ")[0].removeprefix("all-") + " + CRF"]
-    if aux.get("datasets"):
-        parts.append("+ " + ", ".join(aux["datasets"]))
+    names = list(aux.get("datasets") or [])
+    if names:  # more than two are counted, to keep the README's row short (the card names them)
+        parts.append("+ " + (", ".join(names) if len(names) <= 2 else f"{len(names)} same-type datasets"))
     if soup:
         parts.append(f"mean of {len(soup['kept'])} taggers")
     floor = card_floor(card)

@@ -201,3 +201,29 @@ def test_decide_reads_k_and_alpha_from_one_annotation():
     assert experiment.decide(annotation, 2, 0.0)[0][0].concept == "A"  # alpha = 0: retrieval order
     assert experiment.decide(annotation, 2, 1.0)[0][0].concept == "B"  # 0.6 + 0.9 beats 1.0 + 0.1
     assert experiment.decide(annotation, 2, 0.25)[0][0].concept == "A"  # 1.0 + 0.025 beats 0.6 + 0.225
+
+
+def test_a_run_on_another_encoder_keeps_its_own_prediction_file(tmp_path):
+    """Two runs of one variant on two encoders must not write one file (the second overwrote the first
+    once: ``--encoder`` runs of ``e2emern`` wrote ``e2emern.pubtator``)."""
+    from mernlib.experiments.e2emern import prediction_file
+
+    default = prediction_file("results", "ncbi-disease", "e2emern", 13, "full", 2)
+    assert default.name == "e2emern.pubtator"
+    folder = tmp_path / "minilm-mlm"  # a local encoder: named by its folder
+    folder.mkdir()
+    local = prediction_file("results", "ncbi-disease", "e2emern", 13, "full", 2, folder)
+    assert local.name == "e2emern-minilm-mlm.pubtator"
+    hub = prediction_file(
+        "results", "ncbi-disease", "e2emern", 13, "full", 2, "dmis-lab/biobert-large-cased-v1.1"
+    )
+    assert hub.name == "e2emern-dmis-lab-biobert-large-cased-v1.1.pubtator"
+
+
+def test_the_headline_is_the_run_on_the_default_encoder(repo_root):
+    """The README row of E2EMERN is the published variant on the kit's default encoder, whatever other
+    encoders were also run (a run on the MLM-adapted MiniLM sorts after it)."""
+    result = json.loads((repo_root / "results" / "e2emern" / "ncbi-disease.json").read_text())
+    encoders = {r["encoder"] for r in result["runs"].values() if r["variant"] == "e2emern"}
+    assert len(encoders) > 1  # the stored file has runs on two encoders
+    assert "all-MiniLM-L6-v2" in experiment.headline(result)["model"]

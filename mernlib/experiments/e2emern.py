@@ -610,15 +610,24 @@ def _mentions(data: E2EData, split: str) -> list[tuple[str, str]]:
 # Reproduction and the results file
 
 
-def prediction_file(results_dir, corpus: str, variant: str, seed: int, scale: str, epochs: int) -> Path:
+def prediction_file(
+    results_dir, corpus: str, variant: str, seed: int, scale: str, epochs: int, encoder: str | None = None
+) -> Path:
     """``<results_dir>/e2emern/<corpus>/<variant>.pubtator`` for the committed configuration (seed 13 at
-    full scale, or the 1-epoch reduced ablations), else a name that says the configuration."""
+    full scale, or the 1-epoch reduced ablations), else a name that says the configuration. An encoder
+    other than the default (``encoder``: a folder or hub name) adds its short name (``-minilm-mlm``), so
+    runs of one variant on two encoders keep their own files."""
+    import re
+
+    from ..encoders import encoder_name
     from . import scale_settings
 
     committed = (
         seed == 13 and scale in ("full", "reduced") and epochs == scale_settings("e2emern", scale)["epochs"]
     )
     name = variant if committed else f"{variant}-{scale}-e{epochs}-seed{seed}"
+    if encoder is not None:
+        name += "-" + re.sub(r"[^A-Za-z0-9.]+", "-", encoder_name(encoder).split(" (")[0]).strip("-")
     return Path(results_dir) / "e2emern" / corpus / f"{name}.pubtator"
 
 
@@ -716,7 +725,9 @@ def reproduce(
     }
     path = result_path(results_dir, "e2emern", corpus)
     for variant in tqdm(only or DEFAULT_VARIANTS, desc=f"e2emern {corpus}", disable=not progress):
-        out = prediction_file(results_dir, corpus, variant, seed, scale, settings["epochs"])
+        out = prediction_file(
+            results_dir, corpus, variant, seed, scale, settings["epochs"], settings.get("encoder")
+        )
         run = run_variant(variant, data, settings, seed, out, progress, scale)
         add_run(path, run, header=header, summarize=summarize, stored_runs=stored_runs)
     return [path, path.with_suffix(".csv")]
@@ -791,11 +802,15 @@ def table(result: dict) -> list[dict]:
 
 
 def headline(result: dict) -> dict | None:
-    """The model as published at full scale, ours beside the paper's, for the README."""
+    """The model as published at full scale, ours beside the paper's, for the README: on the kit's default
+    encoder when there is such a run (runs on other encoders, e.g. the MLM-adapted MiniLM of
+    ``results/pretrain/``, have their own rows in ``results/e2emern/README.md``)."""
+    from ..encoders import encoder_name
+
     rows = [r for r in table(result) if r["variant"] == "e2emern" and r["scale"] == "full"]
     if not rows:
         return None
-    row = rows[-1]
+    row = ([r for r in rows if r["encoder"] == encoder_name(None)] or rows)[-1]
     return {
         "model": f"E2EMERN as published, {row['encoder'].split(' ')[0]} ({row['epochs']} epochs, seed {row['seeds'][0]})",
         "paper protocol: ours": f"MER {row['paper_protocol_mer_f1']} / MEN {row['paper_protocol_men_f1']}",
