@@ -605,8 +605,14 @@ def train_pipeline(
     for aux in auxiliary:
         log(f"  + {aux.name}: {len(aux.train)} training sentences, tags {aux.tags}")
     pretraining = None
-    if config.pretraining is not None and encoder is None and not config.tiny_encoder:
+    if config.pretraining is not None:
         from .pretrain import pretrained_encoder
+
+        if encoder is not None or config.tiny_encoder:
+            raise ValueError(
+                "pretraining continues the training of config.tagger.encoder (a folder or hub name); it cannot "
+                "apply to a tiny random encoder (quick scale) or to an encoder passed in: turn one of them off"
+            )
 
         text = "sample" if corpus == "sample" else "real"
         folder, pretraining = pretrained_encoder(

@@ -158,3 +158,14 @@ def test_a_pipeline_with_pretraining_says_so_on_its_card(tmp_path, tiny_encoder_
     assert card["pretraining"]["steps"] == 2 and "MLM" in card["tagger"]["encoder"]
     assert card["provenance"]["encoder"] == card["tagger"]["encoder"]
     assert str(tmp_path / "cache") in card["config"]["tagger"]["encoder"]  # the encoder it really loaded
+
+
+def test_pretraining_a_tiny_random_encoder_is_refused():
+    """Quick pipelines use a tiny random BERT instead of the encoder: asking for pretraining there is an
+    error, not a request silently dropped."""
+    from mernlib.pipeline import quick_config, train_pipeline
+
+    config = quick_config(13, epochs=1)
+    config.pretraining = {}
+    with pytest.raises(ValueError, match="tiny random encoder"):
+        train_pipeline("sample", config=config, progress=False)
