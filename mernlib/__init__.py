@@ -43,6 +43,7 @@ SUBMODULES = (
     "normalize",
     "pipeline",
     "annotate",
+    "pretrain",
     "experiments",
     "runner",
     "viz",
