@@ -85,18 +85,29 @@ def load_encoder(name_or_path: str | os.PathLike | None = None, **model_kwargs):
     (never touches the network). Anything else is treated as a hub name (e.g. a BioBERT or XLNet
     checkpoint) and is the only case in which transformers may download.
     """
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     resolved, local = resolve_encoder(name_or_path)
-    kwargs = {"local_files_only": True} if local else {}
-    tokenizer = AutoTokenizer.from_pretrained(resolved, **kwargs)
+    tokenizer = load_tokenizer(name_or_path)
+    model = AutoModel.from_pretrained(
+        resolved, **({"local_files_only": True} if local else {}), **model_kwargs
+    )
+    return model, tokenizer
+
+
+def load_tokenizer(name_or_path: str | os.PathLike | None = None):
+    """The encoder's *fast* ``AutoTokenizer`` alone (the same rules as :func:`load_encoder`), for work that
+    loads the transformer in another form (e.g. with a masked-language-model head, :mod:`mernlib.pretrain`)."""
+    from transformers import AutoTokenizer
+
+    resolved, local = resolve_encoder(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(resolved, **({"local_files_only": True} if local else {}))
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(
             f"{resolved}: the word alignment needs a fast tokenizer (word_ids()); this one is slow. "
             "Install `tokenizers` or convert the tokenizer (tokenizer.json)."
         )
-    model = AutoModel.from_pretrained(resolved, **kwargs, **model_kwargs)
-    return model, tokenizer
+    return tokenizer
 
 
 # --------------------------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def continue_pretraining(
     from tqdm.auto import tqdm
     from transformers import AutoModelForMaskedLM, get_linear_schedule_with_warmup
 
-    from .encoders import encoder_name, load_encoder, resolve_encoder
+    from .encoders import encoder_name, load_tokenizer, resolve_encoder
     from .report import run_record
 
     config = config or PretrainConfig()
@@ -153,7 +153,7 @@ def continue_pretraining(
         torch.manual_seed(config.seed)  # the new head's initialisation
         resolved, local = resolve_encoder(config.encoder)
         kwargs = {"local_files_only": True} if local else {}
-        _, tokenizer = load_encoder(config.encoder)
+        tokenizer = load_tokenizer(config.encoder)
         model = AutoModelForMaskedLM.from_pretrained(resolved, **kwargs)
         limit = getattr(model.config, "max_position_embeddings", None)
         if limit is not None and config.max_length > limit:
