@@ -128,7 +128,12 @@ def test_bad_names_fail_through_the_contract(run):
         "no-attention",
         "paper-training",
         "e2emern-kit",
+        "e2emern-kit-1neg",
     }
+    # a study row runs only when asked for by name; it differs from its default row in one setting
+    assert experiment.DEFAULT_VARIANTS == tuple(v for v in experiment.VARIANTS if v != "e2emern-kit-1neg")
+    study, kit = experiment.VARIANTS["e2emern-kit-1neg"], experiment.VARIANTS["e2emern-kit"]
+    assert {k for k in kit if study[k] != kit[k]} == {"n_negatives"} and study["n_negatives"] == 1
 
 
 def test_paper_training_variant_trains_on_train_and_dev(tmp_path):
