@@ -1086,7 +1086,8 @@ def card_scores(card: dict) -> list[dict]:
 
 def compare_cards(cards: Sequence[dict]) -> list[dict]:
     """One row per model card, side by side (notebook 07, the README): the system, its corpus, what the
-    tagger learned from (auxiliary datasets; whether the fine-tuning stage was kept), the best epoch, the
+    tagger learned from (continued MLM pretraining of its encoder; auxiliary datasets; whether the
+    fine-tuning stage was kept), the best epoch, the
     retrieval floor, and the overall F1 of ``ner-mention-strict`` and ``men-document`` on dev, then test."""
     rows = []
     for card in cards:
@@ -1095,6 +1096,7 @@ def compare_cards(cards: Sequence[dict]) -> list[dict]:
         row = {
             "model": card["name"],
             "corpus": card["corpus"]["name"],
+            "encoder pretraining": f"MLM, {card['pretraining']['steps']} steps" if card.get("pretraining") else "—",
             "auxiliary datasets": ", ".join(aux.get("datasets", {})) or "—",
             "fine-tuning kept": {True: "yes", False: "no"}.get(tuning.get("kept"), "—"),
             "best epoch": card["tagger"].get("best_epoch"),
@@ -1134,7 +1136,8 @@ def headline(card: dict) -> dict:
     soup = tagger.get("soup")
     first = tagger["ingredients"][soup["kept"][0]] if soup else tagger  # a soup's ingredients share a recipe
     aux = first.get("auxiliary") or {}
-    parts = [card["tagger"]["encoder"].split(" ")[0].removeprefix("all-") + " + CRF"]
+    encoder = card["tagger"]["encoder"].split(" ")[0].removeprefix("all-")
+    parts = [encoder + (" + MLM" if card.get("pretraining") else "") + " + CRF"]  # MLM: mernlib.pretrain
     names = list(aux.get("datasets") or [])
     if names:  # more than two are counted, to keep the README's row short (the card names them)
         parts.append("+ " + (", ".join(names) if len(names) <= 2 else f"{len(names)} same-type datasets"))

@@ -127,6 +127,21 @@ def test_compare_cards_puts_dev_before_test():
     assert row["test men-document F1"] == round(card["scores"]["test"]["protocols"]["men-document"]["f1"], 4)
 
 
+def test_a_system_with_an_mlm_encoder_says_so_in_the_readme_row_and_the_comparison():
+    """Two `train best` cards of one corpus, with and without `--pretrain on`, must not read alike."""
+    import json
+
+    from mernlib.paths import REPO_ROOT
+    from mernlib.pipeline import compare_cards, headline
+
+    card = json.loads((REPO_ROOT / "results" / "models" / "best-ncbi-disease-full.json").read_text())
+    plain_row, plain_summary = compare_cards([card])[0], headline(card)["model"]
+    card["pretraining"] = {"steps": 849, "encoder": "all-MiniLM-L6-v2"}
+    assert compare_cards([card])[0]["encoder pretraining"] == "MLM, 849 steps"
+    assert plain_row["encoder pretraining"] == "—"
+    assert headline(card)["model"].startswith("MiniLM-L6-v2 + MLM + CRF") and "MLM" not in plain_summary
+
+
 def _doc(pmid, *mentions):
     text = "aaaa bbbb cccc dddd"
     doc = Document(pmid, text, "")

@@ -30,3 +30,26 @@ def test_readme_summary_table_is_current():
 
 def test_readme_stays_short():
     assert len((REPO_ROOT / "README.md").read_text(encoding="utf-8")) <= 12_000
+
+
+def test_summary_shows_per_corpus_the_own_system_dev_prefers(tmp_path):
+    """Several `train best`/`soup` cards of one corpus give one README row: the best on dev, not on test."""
+    import json
+
+    from mernlib.experiments import headline_rows
+
+    card = json.loads((RESULTS / "models" / "best-ncbi-disease-full.json").read_text())
+    (tmp_path / "models").mkdir()
+    for name, dev, test in (("best-ncbi-disease-full", 0.70, 0.90), ("soup-ncbi-disease-full", 0.80, 0.60)):
+        card["name"] = name
+        card["scores"]["dev"]["protocols"]["men-document"]["f1"] = dev
+        card["scores"]["test"]["protocols"]["men-document"]["f1"] = test
+        (tmp_path / "models" / f"{name}.json").write_text(json.dumps(card))
+    card["name"] = "pipeline-ncbi-disease-full"
+    (tmp_path / "models" / "pipeline-ncbi-disease-full.json").write_text(json.dumps(card))
+    rows = [r for r in headline_rows(tmp_path) if r["corpus"] == "ncbi-disease"]
+    assert [r["paper"].split("](")[1] for r in rows] == [
+        "results/models/soup-ncbi-disease-full.json)",
+        "results/models/pipeline-ncbi-disease-full.json)",
+    ]
+    assert rows[0]["standard men-document F1"] == 0.6

@@ -296,11 +296,22 @@ def headline_rows(results_dir=RESULTS_DIR) -> list[dict]:
             if row:
                 paper = getattr(mod, "SHORT_TITLE", getattr(mod, "TITLE", name))
                 rows.append({"paper": f"[{paper}](results/{name}/README.md)", "corpus": path.stem, **row})
-    # the kit's own trained systems: one row per full-scale model card (results/models/, from `train`)
+    # the kit's trained systems (results/models/, from `train` and `soup`): per corpus, the pipeline and the
+    # kit's own system. Of several own systems of one corpus (`train best` with other settings, soups) the
+    # row is the one dev prefers, by its men-document F1, as notebook 07 chooses; all are in results/models/
     from ..pipeline import headline
 
+    chosen: dict[tuple[str, str], tuple[float, Path, dict]] = {}
     for path in sorted((Path(results_dir) / "models").glob("*-full*.json")):
-        row = headline(json.loads(path.read_text(encoding="utf-8")))
+        card = json.loads(path.read_text(encoding="utf-8"))
+        kind = "pipeline" if card["name"].startswith("pipeline") else "own system"
+        dev = card["scores"]["dev"]["protocols"]["men-document"]["f1"]
+        key = (card["corpus"]["name"], kind)
+        if key not in chosen or dev > chosen[key][0]:
+            chosen[key] = (dev, path, card)
+    for key in sorted(chosen, key=lambda k: (k[1] == "pipeline", k[0])):
+        _, path, card = chosen[key]
+        row = headline(card)
         rows.append({**row, "paper": f"[{row['paper']}](results/models/{path.name})"})
     return rows
 
