@@ -1096,7 +1096,9 @@ def compare_cards(cards: Sequence[dict]) -> list[dict]:
         row = {
             "model": card["name"],
             "corpus": card["corpus"]["name"],
-            "encoder pretraining": f"MLM, {card['pretraining']['steps']} steps" if card.get("pretraining") else "—",
+            "encoder pretraining": f"MLM, {card['pretraining']['steps']} steps"
+            if card.get("pretraining")
+            else "—",
             "auxiliary datasets": ", ".join(aux.get("datasets", {})) or "—",
             "fine-tuning kept": {True: "yes", False: "no"}.get(tuning.get("kept"), "—"),
             "best epoch": card["tagger"].get("best_epoch"),
