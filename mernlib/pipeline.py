@@ -186,15 +186,16 @@ def best_config(seed: int = 13, epochs: int | None = None, **tagger_overrides) -
     0.79 vs 0.80) and continued MLM pretraining of the encoder on the corpora's non-test text
     (:mod:`mernlib.pretrain`; ``train ... --pretrain on``). One epoch of it took 80 minutes of one CPU
     thread. In ``train best`` it raised strict dev NER (NCBI 0.841 -> 0.843, BC5CDR 0.838 -> 0.848) but
-    lowered the tagger's own dev criterion on both corpora (tag F1 after fine-tuning 0.838 -> 0.829 and
+    lowered the tagger's own dev criterion on both corpora (tag F1 of the kept tagger 0.838 -> 0.833 and
     0.845 -> 0.843), and dev men-document F1, by which systems are compared, rose on NCBI (0.824 -> 0.831)
     and fell on BC5CDR (0.843 -> 0.841): ``results/pretrain/README.md``. A mixed dev signal does not pay
-    for 80 CPU-minutes, so it stays an option. A linear warm-up + decay schedule (``--set lr_schedule=linear``, commit 0d9b743)
-    lost on the training's own dev criterion, the tag F1 after fine-tuning: 0.8267 at lr 3e-5 and
-    0.8342 at 5e-5, against 0.8379 with constant rates, so the rates stay constant. Averaging the
-    weights of this system and the 5e-5 run (:func:`soup_pipelines`, ``python -m mernlib soup``) raised
-    every dev number (tag F1 0.8379 -> 0.8441, NER 0.841 -> 0.844, men-document 0.824 -> 0.831) for
-    twice the training; its card is ``results/models/soup-ncbi-disease-full.json``."""
+    for 80 CPU-minutes, so it stays an option. A linear warm-up + decay schedule (``--set
+    lr_schedule=linear``, commit 0d9b743) lost on the training's own dev criterion, the tag F1 after
+    fine-tuning: 0.8267 at lr 3e-5 and 0.8342 at 5e-5, against 0.8379 with constant rates, so the rates
+    stay constant. Averaging the weights of this system and the 5e-5 run (:func:`soup_pipelines`,
+    ``python -m mernlib soup``) raised every dev number (tag F1 0.8379 -> 0.8441, NER 0.841 -> 0.844,
+    men-document 0.824 -> 0.831) for twice the training; its card is
+    ``results/models/soup-ncbi-disease-full.json``."""
     values = {"fine_tune_epochs": 1} | tagger_overrides
     config = full_config(seed, epochs or BEST_EPOCHS, **values)
     config.name = "best"
@@ -1088,8 +1089,8 @@ def card_scores(card: dict) -> list[dict]:
 def compare_cards(cards: Sequence[dict]) -> list[dict]:
     """One row per model card, side by side (notebook 07, the README): the system, its corpus, what the
     tagger learned from (continued MLM pretraining of its encoder; auxiliary datasets; whether the
-    fine-tuning stage was kept), the best epoch, the
-    retrieval floor, and the overall F1 of ``ner-mention-strict`` and ``men-document`` on dev, then test."""
+    fine-tuning stage was kept), the best epoch, the retrieval floor, and the overall F1 of
+    ``ner-mention-strict`` and ``men-document`` on dev, then test."""
     rows = []
     for card in cards:
         aux = card.get("tagger", {}).get("auxiliary") or {}
