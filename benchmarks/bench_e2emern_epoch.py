@@ -69,12 +69,13 @@ def main() -> None:
     tagger = HSTTagger(config, [dataset])
     rows.append(("tagger (MiniLM + CRF)", *timed(lambda: train_multitask(tagger, [dataset], config))))
 
-    kit = {k: v for k, v in VARIANTS["e2emern-kit"].items() if k != "negatives"}  # random, same count
-    kit_1neg = {k: v for k, v in VARIANTS["e2emern-kit-1neg"].items() if k != "negatives"}
+    def random_negatives(kit: str) -> dict:  # the kit row's settings, negatives drawn at random: same count
+        return {k: v for k, v in VARIANTS[kit].items() if k != "negatives"}
+
     for label, variant, overrides in (
         ("e2emern (published, 1 negative)", "e2emern", {}),
-        ("e2emern-kit compute (3 negatives, CRF)", "e2emern", kit),
-        ("e2emern-kit-1neg compute (1 negative, CRF)", "e2emern", kit_1neg),
+        ("e2emern-kit compute (3 negatives, CRF)", "e2emern", random_negatives("e2emern-kit")),
+        ("e2emern-kit-1neg compute (1 negative, CRF)", "e2emern", random_negatives("e2emern-kit-1neg")),
     ):
         model = new_model(data, settings | overrides, variant, seed=args.seed, progress=False)
         rows.append((label, *timed(lambda model=model: train_model(model, sentences, progress=False))))

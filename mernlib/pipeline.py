@@ -1114,6 +1114,12 @@ def compare_cards(cards: Sequence[dict]) -> list[dict]:
     return rows
 
 
+def dev_choice(cards: Sequence[dict]) -> dict:
+    """The card dev prefers among ``cards``: the best dev men-document F1, the measure systems are compared
+    by (notebook 07's chart, the README summary's row per corpus); test is never looked at."""
+    return max(cards, key=lambda card: card["scores"]["dev"]["protocols"]["men-document"]["f1"])
+
+
 SYSTEM_TITLES = {
     "pipeline": "The kit: `train pipeline`",
     "best": "The kit's own system: `train best`",

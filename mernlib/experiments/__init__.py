@@ -299,20 +299,17 @@ def headline_rows(results_dir=RESULTS_DIR) -> list[dict]:
     # the kit's trained systems (results/models/, from `train` and `soup`): per corpus, the pipeline and the
     # kit's own system. Of several own systems of one corpus (`train best` with other settings, soups) the
     # row is the one dev prefers, by its men-document F1, as notebook 07 chooses; all are in results/models/
-    from ..pipeline import headline
+    from ..pipeline import dev_choice, headline
 
-    chosen: dict[tuple[str, str], tuple[float, Path, dict]] = {}
+    groups: dict[tuple[str, str], list[dict]] = {}
     for path in sorted((Path(results_dir) / "models").glob("*-full*.json")):
-        card = json.loads(path.read_text(encoding="utf-8"))
+        card = json.loads(path.read_text(encoding="utf-8")) | {"file": path.name}
         kind = "pipeline" if card["name"].startswith("pipeline") else "own system"
-        dev = card["scores"]["dev"]["protocols"]["men-document"]["f1"]
-        key = (card["corpus"]["name"], kind)
-        if key not in chosen or dev > chosen[key][0]:
-            chosen[key] = (dev, path, card)
-    for key in sorted(chosen, key=lambda k: (k[1] == "pipeline", k[0])):
-        _, path, card = chosen[key]
+        groups.setdefault((card["corpus"]["name"], kind), []).append(card)
+    for key in sorted(groups, key=lambda k: (k[1] == "pipeline", k[0])):
+        card = dev_choice(groups[key])
         row = headline(card)
-        rows.append({**row, "paper": f"[{row['paper']}](results/models/{path.name})"})
+        rows.append({**row, "paper": f"[{row['paper']}](results/models/{card['file']})"})
     return rows
 
 
