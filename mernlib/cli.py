@@ -322,6 +322,7 @@ def _train(args) -> None:
     import os
 
     from .annotate import quiet_transformers
+    from .encoders import encoder_slug
     from .paths import RESULTS_DIR, SCRATCH_RESULTS_DIR
     from .pipeline import config_for, train_pipeline
     from .report import write_json
@@ -342,16 +343,20 @@ def _train(args) -> None:
         config = config_for(args.scale, args.seed, args.epochs, system=args.model)
         overrides = tagger_overrides(config.tagger, args.set)
         config.tagger = dataclasses.replace(config.tagger, **overrides)  # validates the values
-        name = f"{args.model}-{corpus}-{args.scale}" + (f"-seed{args.seed}" if args.seed != 13 else "")
-        name += f"-e{args.epochs}" if args.epochs else ""
-        # a folder given as a value (--set encoder=runs/encoders/x) names the run by its last part
-        name += "".join(f"-{key}{Path(str(value)).name}" for key, value in overrides.items())
+        # what differs from the system's defaults ends both the folder's name and the card's
+        variant = f"-e{args.epochs}" if args.epochs else ""
+        # an encoder is named as everywhere else (encoder_slug: a folder by its last part), a value by itself
+        variant += "".join(
+            f"-{key}{encoder_slug(value) if key == 'encoder' else value}" for key, value in overrides.items()
+        )
         pretrain_changed = args.pretrain is not None and (args.pretrain == "on") != (
             config.pretraining is not None
         )
         if pretrain_changed:
             config.pretraining = {} if args.pretrain == "on" else None
-            name += "-pretrain" if args.pretrain == "on" else "-no-pretrain"
+            variant += "-pretrain" if args.pretrain == "on" else "-no-pretrain"
+        seed = f"-seed{args.seed}" if args.seed != 13 else ""
+        name = f"{args.model}-{corpus}-{args.scale}{seed}{variant}"
         if args.model_dir:
             model_dir = Path(args.model_dir) / name if len(corpora) > 1 else Path(args.model_dir)
         else:
@@ -366,6 +371,7 @@ def _train(args) -> None:
             config,
             model_dir=model_dir,
             progress=False if args.no_progress or _bars_disabled() else None,
+            variant=variant,
             log=tqdm.write,
         )
         card_copy = write_json(pipeline.card, results_dir / "models" / f"{name}.json")

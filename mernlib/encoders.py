@@ -78,6 +78,17 @@ def encoder_name(name_or_path: str | os.PathLike | None = None) -> str:
     return f"{path.name} ({original})" if original and original != path.name else path.name
 
 
+def encoder_slug(name_or_path: str | os.PathLike | None = None) -> str:
+    """The encoder's short name as it goes into file and folder names: a local folder's last part, a hub
+    name with each run of other characters than letters, digits and dots made one ``-``
+    (``"dmis-lab/biobert-v1.1"`` -> ``"dmis-lab-biobert-v1.1"``). The one rule for everything named after
+    an encoder (E2EMERN's prediction files, ``train --set encoder=``'s folder and card), so a run on
+    another encoder is found under one name everywhere."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9.]+", "-", encoder_name(name_or_path).split(" (")[0]).strip("-")
+
+
 def load_encoder(name_or_path: str | os.PathLike | None = None, **model_kwargs):
     """``(model, tokenizer)``: a transformers ``AutoModel`` and its *fast* ``AutoTokenizer``.
 

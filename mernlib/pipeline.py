@@ -570,6 +570,7 @@ def train_pipeline(
     encoder=None,
     progress: bool | None = None,
     command: str | None = None,
+    variant: str = "",
     log=None,
 ) -> AnnotationPipeline:
     """Train the tagger, fit the normalizer, score dev and test (see the module docstring for the
@@ -579,7 +580,9 @@ def train_pipeline(
     ``"bc5cdr"``) and its entity base; your own corpus comes as ``documents`` (``{"train", "dev", "test"}``
     -> documents) and ``entity_base``, ``corpus`` then only naming it. ``progress`` overrides the configs'
     (``False``: no bar at all); ``log(message)`` is told what is happening (default: nothing);
-    ``command`` is recorded on the card (default: the running command line).
+    ``command`` is recorded on the card (default: the running command line). ``variant`` ends the card's
+    name and says how the run differs from the config's defaults (``train``'s CLI passes e.g.
+    ``"-e7-pretrain"``), so two cards of one system, corpus and seed never share a name.
     """
     from .data import load_corpus, load_corpus_entity_base
     from .report import run_record
@@ -643,6 +646,7 @@ def train_pipeline(
         scores=scores,
         seconds={"tagger": tagger_seconds, "normalizer_and_scoring": normalizer_seconds},
         provenance=provenance,
+        variant=variant,
     )
     if floor is not None:
         pipeline.card["retrieval_floor"] = floor
@@ -876,12 +880,23 @@ def tagger_encoder_name(config: PipelineConfig) -> str:
 
 
 def make_card(
-    *, corpus, splits, dataset, config, fit, normalizer, scores, seconds, provenance, auxiliary=None
+    *,
+    corpus,
+    splits,
+    dataset,
+    config,
+    fit,
+    normalizer,
+    scores,
+    seconds,
+    provenance,
+    auxiliary=None,
+    variant="",
 ) -> dict:
     """The model card: what a pipeline folder says about itself (``card.json``).
 
-    Fields: ``format``; ``name``; ``scale`` and, for a quick pipeline, ``note`` (:data:`QUICK_NOTE`);
-    ``seed``; ``corpus`` (name, documents per split, mention types with their counts in train); ``tagger``
+    Fields: ``format``; ``name`` (system, corpus, scale, seed, then ``variant``); ``scale`` and, for a quick
+    pipeline, ``note`` (:data:`QUICK_NOTE`); ``seed``; ``corpus`` (name, documents per split, mention types with their counts in train); ``tagger``
     (model, encoder, tag set, epochs, best epoch and its dev tag F1, per-epoch history, seconds; with
     auxiliary datasets their training sizes, those missing, and the fine-tuning stage's dev F1 before and
     after);
@@ -896,7 +911,7 @@ def make_card(
     aux = auxiliary or {}
     card = {
         "format": FORMAT,
-        "name": f"{config.name}-{corpus}-{config.scale}-seed{config.seed}",
+        "name": f"{config.name}-{corpus}-{config.scale}-seed{config.seed}{variant}",
         "scale": config.scale,
         "seed": config.seed,
         "corpus": {

@@ -48,14 +48,16 @@ def quick_best(tmp_path_factory):
 
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("best") / "best"
-    best = train_pipeline("sample", config=quick_best_config(13, epochs=1), model_dir=folder, progress=False)
+    best = train_pipeline(
+        "sample", config=quick_best_config(13, epochs=1), model_dir=folder, progress=False, variant="-e1"
+    )
     return best, folder
 
 
 def test_quick_best_trains_with_its_auxiliaries_and_round_trips(quick_best, sample_documents):
     best, folder = quick_best
     card = best.card
-    assert card["name"] == "best-sample-quick-seed13"
+    assert card["name"] == "best-sample-quick-seed13-e1"  # the variant ends the name
     aux = card["tagger"]["auxiliary"]
     assert list(aux["datasets"]) == ["sample-chem", "sample-disease-a", "sample-disease-b"]
     assert aux["missing"] == []
@@ -100,16 +102,23 @@ def test_train_all_trains_one_system_per_corpus(tmp_path, monkeypatch):
         def __init__(self, corpus, model_dir):
             self.card = {"name": corpus, "scores": {"test": {"protocols": {"men-document": {"f1": 0.5}}}}}
 
-    def fake_train(corpus, data_dir, config, *, model_dir, progress, log):
-        calls.append((corpus, config.name, model_dir.name))
+    def fake_train(corpus, data_dir, config, *, model_dir, progress, variant, log):
+        calls.append((corpus, config.name, model_dir.name, variant))
         return Trained(corpus, model_dir)
 
     monkeypatch.setattr(mernlib.pipeline, "train_pipeline", fake_train)
     args = ["train", "best", "--corpus", "all", "--model-dir", str(tmp_path / "m")]
     main([*args, "--results-dir", str(tmp_path / "r"), "--no-progress"])
-    assert calls == [(c, "best", f"best-{c}-full") for c in ALL_TRAIN_CORPORA]
+    assert calls == [(c, "best", f"best-{c}-full", "") for c in ALL_TRAIN_CORPORA]
     assert sorted(p.name for p in (tmp_path / "r" / "models").iterdir()) == [
         f"best-{c}-full.json" for c in sorted(ALL_TRAIN_CORPORA)
+    ]
+    # a run that differs from the defaults says how in its folder's name and, through `variant`, its card's
+    calls.clear()
+    changed = ["--epochs", "7", "--set", "lr=5e-5", "--pretrain", "on", "--seed", "14"]
+    main([*args, *changed, "--results-dir", str(tmp_path / "r"), "--no-progress"])
+    assert [c[2:] for c in calls] == [
+        (f"best-{c}-full-seed14-e7-lr5e-05-pretrain", "-e7-lr5e-05-pretrain") for c in ALL_TRAIN_CORPORA
     ]
 
 
@@ -198,7 +207,7 @@ def test_set_overrides_tagger_fields_and_names_the_folder(tmp_path, monkeypatch,
     class Trained:
         card = {"scores": {"test": {"protocols": {"men-document": {"f1": 0.5}}}}}
 
-    def fake_train(corpus, data_dir, config, *, model_dir, progress, log):
+    def fake_train(corpus, data_dir, config, *, model_dir, progress, variant, log):
         seen.append((config.tagger.lr, config.tagger.lr_schedule, config.tagger.epochs, model_dir.name))
         return Trained()
 
@@ -209,8 +218,11 @@ def test_set_overrides_tagger_fields_and_names_the_folder(tmp_path, monkeypatch,
     name = "best-ncbi-disease-full-lr5e-05-lr_schedulelinear-epochs2"
     assert seen == [(5e-5, "linear", 2, name)]
     assert (tmp_path / "runs" / "results" / "models" / f"{name}.json").exists()  # not results/
+    (tmp_path / "encoders" / "minilm-mlm").mkdir(parents=True)
     main([*args, "--set", f"encoder={tmp_path / 'encoders' / 'minilm-mlm'}"])  # a folder: its last part
     assert seen[-1][3] == "best-ncbi-disease-full-encoderminilm-mlm"
+    main([*args, "--set", "encoder=dmis-lab/biobert-v1.1"])  # a hub name: as E2EMERN's files name it
+    assert seen.pop()[3] == "best-ncbi-disease-full-encoderdmis-lab-biobert-v1.1"
     assert (tmp_path / "runs" / "results" / "models" / f"{seen[-1][3]}.json").exists()
     seen.pop()
     main([*args, "--pretrain", "on" if mernlib.pipeline.best_config().pretraining is None else "off"])

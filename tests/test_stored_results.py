@@ -81,6 +81,20 @@ def test_annotate_outputs_rescore(real_corpora, scores):
     assert evaluate_documents(gold, pred)["protocols"] == stored["evaluation"]["protocols"]
 
 
+@pytest.mark.parametrize("scores", ANNOTATIONS, ids=lambda p: f"{p.parent.name}:{p.name}")
+def test_annotate_outputs_name_exactly_one_stored_card(scores):
+    """Each annotated test set names the model that wrote it; that card is in ``results/models/`` once, and
+    its test scores are the ones the output was checked against (so two cards may never share a name)."""
+    import json
+
+    stored = json.loads(scores.read_text())
+    cards = [json.loads(p.read_text()) for p in (RESULTS / "models").rglob("*.json")]
+    (card,) = [c for c in cards if c["name"] == stored["model"]]
+    assert card["provenance"]["git_commit"] == stored["model_card_commit"]
+    test = card["scores"]["test"]["protocols"]
+    assert {k: round(test[k]["f1"], 4) for k in stored["card_test_scores"]} == stored["card_test_scores"]
+
+
 def test_there_are_stored_runs():
     assert list(_runs("mtl")) and list(_runs("e2emern", e2emern.stored_runs)) and ANNOTATIONS
     assert mtl.VARIANTS

@@ -625,9 +625,7 @@ def prediction_file(
     full scale, or the 1-epoch reduced ablations), else a name that says the configuration. An encoder
     other than the default (``encoder``: a folder or hub name) adds its short name (``-minilm-mlm``), so
     runs of one variant on two encoders keep their own files."""
-    import re
-
-    from ..encoders import encoder_name
+    from ..encoders import encoder_slug
     from . import scale_settings
 
     committed = (
@@ -635,7 +633,7 @@ def prediction_file(
     )
     name = variant if committed else f"{variant}-{scale}-e{epochs}-seed{seed}"
     if encoder is not None:
-        name += "-" + re.sub(r"[^A-Za-z0-9.]+", "-", encoder_name(encoder).split(" (")[0]).strip("-")
+        name += "-" + encoder_slug(encoder)
     return Path(results_dir) / "e2emern" / corpus / f"{name}.pubtator"
 
 
