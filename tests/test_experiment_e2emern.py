@@ -194,6 +194,17 @@ def test_the_kit_variant_trains_on_retrieved_negatives_and_chooses_alpha(tmp_pat
     alphas = {key.split("alpha=")[1] for key in std["dev_f1_by_choice"]}
     assert alphas == {"0.0", "0.25", "0.5", "1.0", "2.0", "4.0", "inf"}
     assert std["test_f1_normalizer_alone_not_selected"]["men-mention"] >= 0
+    # the epoch is chosen by the best decision dev can take at k = K_SELECT, not the model's re-ranking alone
+    (epoch,) = v["history"]
+    by_alpha = epoch["dev_men_mention_f1_by_alpha"]
+    assert set(by_alpha) == {f"alpha={a}" for a in alphas}
+    assert epoch["dev_men_mention_f1"] == max(by_alpha.values())
+    at_k = {
+        key.split(",")[1]: f1["men-mention"]
+        for key, f1 in std["dev_f1_by_choice"].items()
+        if key.startswith(f"k={experiment.K_SELECT},")
+    }
+    assert by_alpha == pytest.approx(at_k, abs=5e-5)  # choose_k scores the same decisions (rounded)
 
 
 def test_decide_reads_k_and_alpha_from_one_annotation():

@@ -19,7 +19,8 @@ one trainer (:func:`mernlib.train.fit`) on the training split, and reports:
   ``alpha = 0`` is the normalizer's own answer and ``alpha = inf`` the model's alone (the published
   variants). Scored on documents with :func:`mernlib.metrics.evaluate_documents` (``ner-mention-strict``,
   ``men-mention``, ``men-document``). The epoch is selected on dev (end-to-end ``men-mention`` F1 at
-  ``k = K_SELECT``), k and alpha are chosen on dev; the test set is annotated once.
+  ``k = K_SELECT``, the best over the variant's alphas), k and alpha are chosen on dev; the test set is
+  annotated once.
 * **baseline** -- :class:`~mernlib.candidates.DictionaryNormalizer` (exact match on training mentions and
   entity names, then TF-IDF top-1) on the gold mentions and on the model's predicted mentions.
 
@@ -43,6 +44,7 @@ import copy
 import math
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -409,13 +411,28 @@ def annotation_documents(data: E2EData, annotation: Annotation, k: int, alpha: f
 
 
 def dev_score(
-    model, data: E2EData, k: int = K_SELECT, alpha: float = math.inf, progress: bool = False
-) -> float:
-    """The standard protocol's epoch selection: end-to-end men-mention F1 on dev at ``k`` and ``alpha``."""
+    model, data: E2EData, k: int = K_SELECT, alpha: float | Sequence[float] = math.inf, progress: bool = False
+) -> float | dict:
+    """The standard protocol's epoch selection: end-to-end men-mention F1 on dev at ``k`` and ``alpha``.
+
+    Several ``alpha`` values (the kit variants' :data:`RERANK_WEIGHTS`) score one annotation once per
+    value and return ``{"score": the best, "alpha=<a>": F1 ...}``: the epoch is then chosen by the best
+    decision dev can take after training, as :func:`choose_k` will. Scoring at the largest alpha alone
+    (the model's own re-ranking, the criterion before 2026-12-01) kept the epoch whose re-ranking was best
+    although dev then always took alpha = 0, where only the mentions found, not the re-ranking, count."""
     from ..metrics import evaluate_documents
 
-    docs = annotation_documents(data, annotate(model, data, "dev", k, progress), k, alpha)
-    return evaluate_documents(data.documents["dev"], docs)["protocols"]["men-mention"]["f1"]
+    annotation = annotate(model, data, "dev", k, progress)
+    alphas = tuple(alpha) if isinstance(alpha, Sequence) else (alpha,)
+    f1 = {
+        a: evaluate_documents(data.documents["dev"], annotation_documents(data, annotation, k, a))[
+            "protocols"
+        ]["men-mention"]["f1"]
+        for a in alphas
+    }
+    if len(alphas) == 1:
+        return f1[alphas[0]]
+    return {"score": max(f1.values())} | {f"alpha={a}": v for a, v in f1.items()}
 
 
 def choose_k(model, data: E2EData, alphas=(math.inf,), progress: bool = False) -> tuple[int, float, dict]:
@@ -518,7 +535,7 @@ def run_variant(
         fit = train_model(
             model,
             data.spanned["train"],
-            dev_eval_fn=lambda m: dev_score(m, data, K_SELECT, alphas[-1], progress=progress),
+            dev_eval_fn=lambda m: dev_score(m, data, K_SELECT, alphas, progress=progress),
             progress=progress,
             negative_pools=pools,
         )
@@ -567,6 +584,15 @@ def run_variant(
                 "loss": h["loss"],
                 "parts": h.get("parts"),
                 "dev_men_mention_f1": h["dev"],
+                **(
+                    {
+                        "dev_men_mention_f1_by_alpha": {
+                            a: f for a, f in h["dev_scores"].items() if a != "score"
+                        }
+                    }
+                    if "dev_scores" in h
+                    else {}
+                ),
                 "seconds": round(h["seconds"], 1),
             }
             for h in fit.history
