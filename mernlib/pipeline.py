@@ -158,8 +158,8 @@ pipeline's in steps. The first ``train best`` run had 4 epochs, and its NCBI dev
 the last one (0.765, 0.797, 0.807, 0.830; commit 4e7a7c6), so 6 it is: there is no learning-rate schedule and
 the best dev epoch is kept, so more epochs can only add candidates. On NCBI they added none: the 6-epoch run
 (commit 1a62303) repeated epochs 1-4 digit for digit, then fell (0.811, 0.825), so its card is the 4-epoch
-one. 6 stays, since BC5CDR's larger epochs may peak later (not measured) and the card says which epoch won.
-More did not fit the CPU budget (11-14 minutes per NCBI epoch on one thread, about 4x that for BC5CDR)."""
+one. On BC5CDR (MLM encoder) a 7-epoch run (commit 3abcf2c) likewise repeated epochs 1-6 and fell at the
+seventh (dev tag F1 0.842 -> 0.838; ``results/pretrain/README.md``), so 6 it stays for both corpora."""
 
 BEST_AUXILIARY_CAP = 5000
 """Training sentences per auxiliary dataset in ``train best``. NCBI's one auxiliary set (BC5CDR-disease,
