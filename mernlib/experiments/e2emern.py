@@ -415,8 +415,8 @@ def dev_score(
 ) -> float | dict:
     """The standard protocol's epoch selection: end-to-end men-mention F1 on dev at ``k`` and ``alpha``.
 
-    Several ``alpha`` values (the kit variants' :data:`RERANK_WEIGHTS`) score one annotation once per
-    value and return ``{"score": the best, "alpha=<a>": F1 ...}``: the epoch is then chosen by the best
+    With several ``alpha`` values (the kit variants' :data:`RERANK_WEIGHTS`) one annotation is scored at
+    each, and the result is ``{"score": the best, "alpha=<a>": F1 ...}``: the epoch is then chosen by the best
     decision dev can take after training, as :func:`choose_k` will. Scoring at the largest alpha alone
     (the model's own re-ranking, the criterion before 2026-12-01) kept the epoch whose re-ranking was best
     although dev then always took alpha = 0, where only the mentions found, not the re-ranking, count."""
@@ -433,6 +433,15 @@ def dev_score(
     if len(alphas) == 1:
         return f1[alphas[0]]
     return {"score": max(f1.values())} | {f"alpha={a}": v for a, v in f1.items()}
+
+
+def epoch_record(h: dict) -> dict:
+    """One epoch of a stored run's history, from :func:`mernlib.train.fit`'s record: its losses, its dev
+    criterion and, for a variant selected over several alphas, the dev F1 at each (the criterion is the best)."""
+    record = {"epoch": h["epoch"], "loss": h["loss"], "parts": h.get("parts"), "dev_men_mention_f1": h["dev"]}
+    if "dev_scores" in h:
+        record["dev_men_mention_f1_by_alpha"] = {a: f for a, f in h["dev_scores"].items() if a != "score"}
+    return record | {"seconds": round(h["seconds"], 1)}
 
 
 def choose_k(model, data: E2EData, alphas=(math.inf,), progress: bool = False) -> tuple[int, float, dict]:
@@ -578,25 +587,7 @@ def run_variant(
         "description": DESCRIPTIONS[variant],
         "config": asdict(config),
         "best_epoch": fit.best_epoch,
-        "history": [
-            {
-                "epoch": h["epoch"],
-                "loss": h["loss"],
-                "parts": h.get("parts"),
-                "dev_men_mention_f1": h["dev"],
-                **(
-                    {
-                        "dev_men_mention_f1_by_alpha": {
-                            a: f for a, f in h["dev_scores"].items() if a != "score"
-                        }
-                    }
-                    if "dev_scores" in h
-                    else {}
-                ),
-                "seconds": round(h["seconds"], 1),
-            }
-            for h in fit.history
-        ],
+        "history": [epoch_record(h) for h in fit.history],
         "trained_on": "train + dev (the paper's code), epoch with the lowest training loss"
         if paper_training
         else "train, epoch chosen on dev",
