@@ -896,7 +896,8 @@ def make_card(
     """The model card: what a pipeline folder says about itself (``card.json``).
 
     Fields: ``format``; ``name`` (system, corpus, scale, seed, then ``variant``); ``scale`` and, for a quick
-    pipeline, ``note`` (:data:`QUICK_NOTE`); ``seed``; ``corpus`` (name, documents per split, mention types with their counts in train); ``tagger``
+    pipeline, ``note`` (:data:`QUICK_NOTE`); ``seed``; ``corpus`` (name, documents per split, mention types
+    with their counts in train); ``tagger``
     (model, encoder, tag set, epochs, best epoch and its dev tag F1, per-epoch history, seconds; with
     auxiliary datasets their training sizes, those missing, and the fine-tuning stage's dev F1 before and
     after);
