@@ -29,15 +29,17 @@ from .errors import DataFormatError, DataNotFoundError
 from .pipeline import CHUNK_SIZE
 
 
-def evaluate_files(gold: str, pred: str, types: list[str] | None = None) -> dict:
-    """:func:`mernlib.metrics.evaluate_documents` of two PubTator files, with the reader's ``notes``.
+def evaluate_files(gold: str, pred: str, types: list[str] | None = None, train: str | None = None) -> dict:
+    """:func:`mernlib.metrics.evaluate_documents` of two PubTator files, with the reader's ``notes``; with
+    ``train`` (the training split's gold PubTator) also ``recall_by_training_text``
+    (:func:`mernlib.metrics.recall_by_training_text`).
 
     A ``types`` name that neither file holds is refused (``ValueError`` listing the types present) rather
     than scored as a table of zeros. A predicted document that cannot be paired with gold (PMID not in
     gold, other text) raises :class:`~mernlib.errors.DataFormatError` naming the line of its title.
     """
     from .errors import DocumentMismatchError
-    from .metrics import evaluate_documents
+    from .metrics import evaluate_documents, recall_by_training_text
     from .pubtator import NCBI_CLASSES, read_predictions, read_pubtator_with_notes, title_lines
 
     gold_docs, gold_notes = read_pubtator_with_notes(gold)
@@ -56,15 +58,20 @@ def evaluate_files(gold: str, pred: str, types: list[str] | None = None) -> dict
                 f"--types {' '.join(unknown)}: not a mention type of {files}; they hold: "
                 f"{', '.join(sorted(present)) or 'no mentions'}{hint}"
             )
+    training_docs, train_notes = read_pubtator_with_notes(train) if train is not None else (None, [])
     try:
         result = evaluate_documents(gold_docs, pred_docs, types=types)
+        if training_docs is not None:
+            result["recall_by_training_text"] = recall_by_training_text(
+                gold_docs, pred_docs, training_docs, types
+            )
     except DocumentMismatchError as err:
         from .files import read_text
 
         lines = title_lines(read_text(err.path)) if err.path == str(pred) else []
         line = lines[err.index] if 0 <= err.index < len(lines) else None
         raise DataFormatError(err.path, line, err.message) from None
-    result["notes"] = gold_notes + pred_notes
+    result["notes"] = gold_notes + pred_notes + train_notes
     return result
 
 
@@ -122,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gold", required=True)
     p.add_argument("--pred", required=True)
     p.add_argument("--types", nargs="+", help="restrict to these mention types (e.g. Disease)")
+    p.add_argument(
+        "--train",
+        metavar="PUBTATOR",
+        help="the training split's gold file: also report recall on test mentions whose text is, or is not, "
+        "a training mention's (recall_by_training_text)",
+    )
 
     p = sub.add_parser("run", help="execute the notebooks with papermill and write runs/<timestamp>/")
     p.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb in order")
@@ -475,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "stats":
             print(json.dumps(corpus_statistics(args.corpus, args.split, args.data_dir), indent=2))
         elif args.command == "evaluate":
-            print(json.dumps(evaluate_files(args.gold, args.pred, args.types), indent=2))
+            print(json.dumps(evaluate_files(args.gold, args.pred, args.types, args.train), indent=2))
         elif args.command == "run":
             return _run(args)
         elif args.command == "reproduce":

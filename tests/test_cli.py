@@ -52,6 +52,15 @@ def test_evaluate_scores_damaged_predictions(tmp_path, repo_root):
     result = json.loads(_run("evaluate", "--gold", str(gold), "--pred", str(pred)).stdout)["protocols"]
     ner = result["ner-mention-strict"]
     assert ner["fn"] == dropped and ner["fp"] == 0 and ner["precision"] == 1.0
+    # --train splits the same recall by whether a training mention has the gold mention's text.
+    train = repo_root / "data" / "sample" / "train.pubtator"
+    split = json.loads(
+        _run("evaluate", "--gold", str(gold), "--pred", str(pred), "--train", str(train)).stdout
+    )
+    by_text = split["recall_by_training_text"]
+    found = sum(round(by_text[s]["ner_recall"] * by_text[s]["mentions"]) for s in ("seen", "unseen"))
+    assert by_text["seen"]["mentions"] + by_text["unseen"]["mentions"] == ner["tp"] + ner["fn"]
+    assert found == ner["tp"]
 
 
 @pytest.mark.parametrize(

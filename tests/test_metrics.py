@@ -26,6 +26,7 @@ from mernlib.metrics import (
     prf_from_sets,
     prf_on_subset,
     protocol_keys,
+    recall_by_training_text,
 )
 from mernlib.tags import tags_to_spans
 
@@ -235,6 +236,32 @@ def test_men_mention_span_and_id_set_type_ignored_nil_excluded():
     assert (r.tp, r.fp, r.fn) == (2, 3, 3)
     assert r.precision == pytest.approx(0.4)
     assert r.recall == pytest.approx(0.4)
+
+
+def test_recall_by_training_text_splits_gold_by_whether_a_training_mention_has_its_text():
+    def named(start, text, type_="Disease", concept="D001"):
+        return Mention(start, start + len(text), text, type_, concept)
+
+    training = [doc("9", [named(0, "Breast Cancer"), named(30, "aspirin", "Chemical")])]
+    gold = [
+        doc(
+            "1",
+            [
+                named(0, "breast cancer"),  # seen (case ignored): found with its concept
+                named(20, "ataxia"),  # unseen: found, wrong concept
+                named(40, "aspirin"),  # seen only as a Chemical: unseen once types are restricted
+                named(60, "gout", concept=""),  # unseen, NIL: counts for NER only
+            ],
+        )
+    ]
+    pred = [doc("1", [named(0, "breast cancer"), named(20, "ataxia", concept="D009"), named(80, "pain")])]
+    split = recall_by_training_text(gold, pred, training)
+    assert split["seen"] == {"mentions": 2, "ner_recall": 0.5, "men_mentions": 2, "men_recall": 0.5}
+    assert split["unseen"] == {"mentions": 2, "ner_recall": 0.5, "men_mentions": 1, "men_recall": 0.0}
+    assert split["training_texts"] == 2 and split["ner_precision"] == pytest.approx(2 / 3)
+    disease = recall_by_training_text(gold, pred, training, types="Disease")
+    assert disease["seen"]["mentions"] == 1 and disease["unseen"]["mentions"] == 3
+    assert disease["training_texts"] == 1
 
 
 def test_men_mention_nil_gold_predicted_with_id_is_a_false_positive():
