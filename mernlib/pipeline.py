@@ -897,10 +897,9 @@ def make_card(
 
     Fields: ``format``; ``name`` (system, corpus, scale, seed, then ``variant``); ``scale`` and, for a quick
     pipeline, ``note`` (:data:`QUICK_NOTE`); ``seed``; ``corpus`` (name, documents per split, mention types
-    with their counts in train); ``tagger``
-    (model, encoder, tag set, epochs, best epoch and its dev tag F1, per-epoch history, seconds; with
-    auxiliary datasets their training sizes, those missing, and the fine-tuning stage's dev F1 before and
-    after);
+    with their counts in train); ``tagger`` (model, encoder, tag set, epochs, best epoch and its dev tag
+    F1, per-epoch history, seconds; with auxiliary datasets their training sizes, those missing, and the
+    fine-tuning stage's dev F1 before and after);
     ``normalizer`` (:meth:`~mernlib.normalize.Normalizer.describe` and what it was fitted on);
     ``protocol`` (:data:`PROTOCOL`); ``scores`` (``dev`` and ``test``: the JSON of
     :func:`mernlib.metrics.evaluate_documents`, per type included); ``seconds``; ``provenance``
